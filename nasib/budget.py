@@ -1,0 +1,360 @@
+"""Wall-clock budget -> epochs -> exploration schedule, re-planned every epoch.
+
+Schedule. Epochs are indexed e = 0..n-1 and the exploration probability is
+p_e = beta^e with beta = k^(1/(n-1)), so p_0 = 1 (explore everything first) and
+p_{n-1} = k (the last epoch). The paper writes beta = exp(ln k / n) with p_i = beta^i,
+which cannot give both p = 1 at the first epoch and p = k at the last one: with epochs
+counted 1..n it starts at beta, with epochs counted 0..n-1 it ends at k^((n-1)/n).
+We keep the two end points the paper states and adjust beta. With n = 1 the only
+epoch explores (p_0 = 1) and beta is reported as 1.
+
+Budget. The user gives wall-clock seconds. A short timed run measures an epoch; the
+planner fits n = floor((budget - used - reserve) / estimate) epochs, where the estimate
+is the measured time times a safety factor. After each epoch it re-estimates from the
+measured times (max of the last epoch and the mean of recent ones, so a slow-down is
+felt at once) and re-plans the remaining epochs, continuing geometrically from the
+current p so the (new) last epoch still gets exactly k and p never increases.
+
+Guarantee: the search ends inside the budget as long as no single epoch runs longer
+than the current estimate plus the reserve; the search loop may also poll `time_up`
+to cut an epoch short.
+
+Reserve. By default max(1% of the budget, 1 s) is held back for the end of the search
+(argmax derivation, sampling architectures, writing records and a final checkpoint):
+that work has a fixed part (the 1 s floor, enough on a laptop for smoke runs) and a part
+that grows with the model, and bigger budgets go with bigger runs (72 s of a 2 h search).
+
+Resume. Only time spent inside runs is charged: the planner's clock counts from its
+construction or from `load_state_dict`, added to the seconds carried in the state. The
+time between a kill and the restart is NOT charged, nor is work done after the last
+saved state, so the budget is search time, not calendar time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ACCEPTED = "use a number with s, m, h or d, such as 90s, 45m, 2h, 1.5d, or plain seconds"
+MAX_EPOCHS = 100_000  # a plan never exceeds this, however fast an epoch is
+_UNITS = {
+    "": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}
+# ASCII-only on purpose: with Unicode case folding 'ſ' would read as 's'.
+_BUDGET_RE = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))\s*([a-z]*)\s*", re.ASCII | re.IGNORECASE)
+
+
+class BudgetError(ValueError):
+    """A budget or schedule setting that cannot be used."""
+
+
+class BudgetTooSmall(BudgetError):
+    """Not even one epoch fits in the budget."""
+
+
+def _shown(text: str) -> str:
+    """Quote user text for a one-line message, shortened when long."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def parse_budget(text: str) -> float:
+    """Read '90s', '45m', '2h', '1.5d' or plain seconds into a finite positive number of seconds."""
+    match = _BUDGET_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise BudgetError(f"cannot read budget {_shown(str(text))}: {ACCEPTED}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not math.isfinite(seconds):
+        raise BudgetError(f"budget {_shown(text)} is too large to be finite: {ACCEPTED}")
+    if seconds <= 0:
+        raise BudgetError(f"budget {_shown(text)} must be more than zero: {ACCEPTED}")
+    return seconds
+
+
+def _check_k(k: float) -> None:
+    """Reject an exploration floor outside (0, 1)."""
+    if not (isinstance(k, (int, float)) and 0.0 < k < 1.0):
+        raise BudgetError(f"k must be in (0, 1) (the exploration probability of the last epoch), got {k!r}")
+
+
+def beta_for(n: int, k: float) -> float:
+    """Decay factor so that p_0 = 1 and p_{n-1} = k; 1.0 when n = 1."""
+    _check_k(k)
+    if not isinstance(n, int) or n < 1:
+        raise BudgetError(f"number of epochs n must be an integer >= 1, got {n!r}")
+    return 1.0 if n == 1 else k ** (1.0 / (n - 1))
+
+
+def _geometric(start: float, k: float, steps: int) -> list[float]:
+    """The next `steps` probabilities after `start`, geometric, ending exactly at k, never rising."""
+    if start <= k:
+        return [k] * steps
+    out, prev = [], start
+    for j in range(1, steps + 1):
+        # Clamp against rounding so the list is monotone and stays within [k, start].
+        prev = max(k, min(prev, start * (k / start) ** (j / steps)))
+        out.append(prev)
+    if out:
+        out[-1] = k
+    return out
+
+
+def exploration_schedule(n: int, k: float) -> list[float]:
+    """p_e for e = 0..n-1: 1 at the first epoch, k at the last, geometric between."""
+    beta_for(n, k)  # validates n and k
+    return [1.0] + _geometric(1.0, k, n - 1)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """How a wall-clock budget is turned into epochs."""
+
+    budget_s: float  # total search seconds, the timing run included
+    k: float = 0.1  # exploration probability of the last epoch, in (0, 1)
+    reserve_s: float | None = None  # seconds kept for derive/writing at the end; None: max(1% budget, 1 s)
+    safety: float = 1.1  # multiplier on the epoch-time estimate (>= 1) to absorb jitter
+    window: int = 3  # recent epochs averaged in the estimate
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.budget_s, (int, float)) and math.isfinite(self.budget_s) and self.budget_s > 0):
+            raise BudgetError(f"budget_s must be a finite number of seconds > 0, got {self.budget_s!r}")
+        _check_k(self.k)
+        if self.reserve_s is not None and not (math.isfinite(self.reserve_s) and self.reserve_s >= 0):
+            raise BudgetError(f"reserve_s must be finite and >= 0, got {self.reserve_s!r}")
+        if not (math.isfinite(self.safety) and self.safety >= 1.0):
+            raise BudgetError(f"safety must be a finite factor >= 1, got {self.safety!r}")
+        if not (isinstance(self.window, int) and self.window >= 1):
+            raise BudgetError(f"window must be an integer >= 1, got {self.window!r}")
+
+    @property
+    def reserve(self) -> float:
+        """Seconds held back for the end of the search."""
+        return max(0.01 * self.budget_s, 1.0) if self.reserve_s is None else float(self.reserve_s)
+
+    def min_budget(self, used_s: float, estimate_s: float) -> float:
+        """Smallest budget (rounded up to 0.01 s) that fits one epoch of `estimate_s` after `used_s`."""
+        need = used_s + estimate_s
+        budget = max(need + 1.0, need / 0.99) if self.reserve_s is None else need + self.reserve_s
+        return math.ceil(budget * 100.0) / 100.0
+
+
+def _check_seconds(name: str, value: float) -> float:
+    """A measured time must be a finite positive number."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise BudgetError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+class _EpochPlan:
+    """Shared bookkeeping: charged run time, measured epochs and the p schedule."""
+
+    def __init__(self, k: float, clock: Callable[[], float], used_s: float) -> None:
+        _check_k(k)
+        self.k = k
+        self._clock = clock
+        self._used_before = float(used_s)
+        self._t0 = self._mark = clock()
+        self._epoch_s: list[float] = []
+        self._schedule: list[float] = []
+        self._started = False
+
+    @property
+    def used_s(self) -> float:
+        """Seconds charged so far: earlier runs plus this run's clock time."""
+        return self._used_before + (self._clock() - self._t0)
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs recorded with `end_epoch`."""
+        return len(self._epoch_s)
+
+    @property
+    def planned_epochs(self) -> int:
+        """Total epochs in the current plan, done ones included."""
+        return len(self._schedule)
+
+    @property
+    def schedule(self) -> list[float]:
+        """Exploration probability of every planned epoch (a copy)."""
+        return list(self._schedule)
+
+    @property
+    def epoch_times(self) -> list[float]:
+        """Charged seconds of each finished epoch (a copy)."""
+        return list(self._epoch_s)
+
+    @property
+    def done(self) -> bool:
+        """True when every planned epoch has been run."""
+        return self._started and self.epochs_done >= self.planned_epochs
+
+    def p_for(self, epoch: int) -> float:
+        """Exploration probability of `epoch` under the current plan."""
+        if not self._started:
+            raise BudgetError("the plan is not made yet: call start(measured_epoch_s) first")
+        if not (0 <= epoch < self.planned_epochs):
+            raise BudgetError(f"epoch {epoch} is outside the plan of {self.planned_epochs} epochs")
+        return self._schedule[epoch]
+
+    def _record(self, epoch: int, epoch_s: float) -> None:
+        """Charge an epoch: the larger of the caller's measure and the clock since the last epoch."""
+        if self.done or not self._started:
+            raise BudgetError(f"end_epoch({epoch}) but no epoch is planned (done={self.done})")
+        if epoch != self.epochs_done:
+            raise BudgetError(f"end_epoch({epoch}) out of order: epoch {self.epochs_done} is next")
+        now = self._clock()
+        # Work between epochs (evaluation, checkpoints) is charged too, so it enters the estimate.
+        self._epoch_s.append(max(_check_seconds("epoch_s", epoch_s), now - self._mark))
+        self._mark = now
+
+    def _base_state(self, kind: str) -> dict[str, Any]:
+        """State common to both plan kinds; plain JSON types."""
+        return {"kind": kind, "k": self.k, "used_s": self.used_s, "epoch_s": list(self._epoch_s),
+                "schedule": list(self._schedule), "started": self._started}
+
+    def _load_base(self, state: dict[str, Any], kind: str) -> None:
+        """Restore common state; the clock restarts now, so downtime is not charged."""
+        if state.get("kind") != kind:
+            raise BudgetError(f"cannot load a {state.get('kind')!r} plan state into a {kind!r} plan")
+        if state["k"] != self.k:
+            raise BudgetError(f"k differs from the saved plan: saved k={state['k']}, now k={self.k}")
+        self._used_before = float(state["used_s"])
+        self._t0 = self._mark = self._clock()
+        self._epoch_s = [float(t) for t in state["epoch_s"]]
+        self._schedule = [float(p) for p in state["schedule"]]
+        self._started = bool(state["started"])
+
+
+class FixedSchedule(_EpochPlan):
+    """The plain n-epoch schedule with no time checks (the `--epochs N` bypass)."""
+
+    def __init__(self, n: int, k: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(k, clock, 0.0)
+        self._schedule = exploration_schedule(n, k)
+        self._started = True
+
+    @property
+    def left_s(self) -> float:
+        """No budget: always infinite."""
+        return math.inf
+
+    @property
+    def time_up(self) -> bool:
+        """Never: a fixed schedule does not watch the clock."""
+        return False
+
+    def start(self, measured_epoch_s: float | None = None) -> None:
+        """Nothing to plan; accepted so callers treat both plan kinds alike."""
+
+    def end_epoch(self, epoch: int, epoch_s: float) -> None:
+        """Record an epoch's time."""
+        self._record(epoch, epoch_s)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable state."""
+        return self._base_state("fixed")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from `state_dict()` output."""
+        self._load_base(state, "fixed")
+
+
+class BudgetPlanner(_EpochPlan):
+    """Fits epochs into a wall-clock budget and re-plans them from measured epoch times."""
+
+    def __init__(self, config: BudgetConfig, clock: Callable[[], float] = time.monotonic,
+                 used_s: float = 0.0) -> None:
+        super().__init__(config.k, clock, used_s)
+        self.config = config
+        self._warmup_s: float | None = None
+
+    @classmethod
+    def fixed(cls, n: int, k: float = 0.1, clock: Callable[[], float] = time.monotonic) -> FixedSchedule:
+        """A plan of exactly n epochs with no time checks (`--epochs N`)."""
+        return FixedSchedule(n, k, clock)
+
+    @property
+    def left_s(self) -> float:
+        """Budget seconds not yet used (the reserve included; negative when over)."""
+        return self.config.budget_s - self.used_s
+
+    @property
+    def time_up(self) -> bool:
+        """True once only the reserve is left: a search loop may stop mid-epoch."""
+        return self.left_s <= self.config.reserve
+
+    def estimate_s(self) -> float:
+        """Expected seconds of the next epoch: max(last, recent mean) times the safety factor."""
+        recent = self._epoch_s[-self.config.window:]
+        if not recent:
+            if self._warmup_s is None:
+                raise BudgetError("no epoch time measured yet: call start(measured_epoch_s) first")
+            recent = [self._warmup_s]
+        return max(recent[-1], sum(recent) / len(recent)) * self.config.safety
+
+    def _fit(self) -> int:
+        """How many more epochs fit before the reserve."""
+        room = (self.config.budget_s - self.used_s - self.config.reserve) / self.estimate_s()
+        # The tiny slack keeps a budget of exactly min_budget() from rounding down to zero.
+        return int(min(max(math.floor(room + 1e-9), 0), MAX_EPOCHS))
+
+    def _too_small(self) -> BudgetTooSmall:
+        """The error for a budget that holds no epoch, with the smallest one that would."""
+        est, used = self.estimate_s(), self.used_s
+        measured = self._epoch_s[-1] if self._epoch_s else self._warmup_s
+        return BudgetTooSmall(
+            f"budget {self.config.budget_s:g}s is too small: one epoch measured {measured:.4g}s "
+            f"(estimate {est:.4g}s with safety x{self.config.safety:g}), {used:.4g}s already used, "
+            f"{self.config.reserve:.4g}s reserve; the smallest budget that works is "
+            f"{self.config.min_budget(used, est):.2f}s")
+
+    def _replan(self) -> None:
+        """Re-derive the remaining epochs from the time left; p still reaches k at the last one."""
+        more, done = self._fit(), self.epochs_done
+        if done == 0:
+            if more < 1:
+                raise self._too_small()
+            self._schedule = exploration_schedule(more, self.k)
+        else:
+            self._schedule = self._schedule[:done] + _geometric(self._schedule[done - 1], self.k, more)
+
+    def start(self, measured_epoch_s: float) -> None:
+        """Plan from a measured epoch time (the timing run is already in used_s)."""
+        if self._started:
+            raise BudgetError("start() was already called; the plan re-plans itself in end_epoch()")
+        self._warmup_s = _check_seconds("measured_epoch_s", measured_epoch_s)
+        self._replan()
+        self._started = True
+        self._mark = self._clock()
+
+    def end_epoch(self, epoch: int, epoch_s: float) -> None:
+        """Record an epoch's time and re-plan the remaining epochs to end inside the budget."""
+        self._record(epoch, epoch_s)
+        self._replan()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable state: used seconds, measured times, plan and p so far."""
+        return {**self._base_state("budget"), "budget_s": self.config.budget_s, "warmup_s": self._warmup_s}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume; a changed budget re-plans the remaining epochs at once."""
+        self._load_base(state, "budget")
+        self._warmup_s = state["warmup_s"]
+        if self._started and state["budget_s"] != self.config.budget_s:
+            self._replan()
+
+
+def plan_summary(config: BudgetConfig, epoch_s: float, used_s: float = 0.0) -> dict[str, Any]:
+    """What a budget buys for a measured epoch time: epochs, beta and the p schedule."""
+    planner = BudgetPlanner(config, clock=lambda: 0.0, used_s=used_s)
+    planner.start(epoch_s)
+    n = planner.planned_epochs
+    return {"budget_s": config.budget_s, "used_s": used_s, "reserve_s": config.reserve,
+            "epoch_s": epoch_s, "estimate_s": planner.estimate_s(), "n": n, "k": config.k,
+            "beta": beta_for(n, config.k), "schedule": planner.schedule}

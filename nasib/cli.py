@@ -1,0 +1,96 @@
+"""What every command-line entry point shares: common options, trial opening, error reporting.
+
+Every expected failure becomes one line on stderr naming the offending thing and a
+non-zero exit (2 for bad usage, 1 for a failed run, 130 for Ctrl-C); tracebacks are
+kept for real bugs.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+import torch
+
+from nasib.config import ConfigError
+from nasib.data import DataConfig, DataError
+from nasib.loop import Interrupted
+from nasib.records import RecordError, Trial
+
+USAGE_ERRORS = (ConfigError, ValueError)
+RUN_ERRORS = (DataError, RecordError)
+
+
+def common_options(f):
+    """Options shared by search and retraining commands."""
+    opts = [
+        click.option("--out", type=click.Path(path_type=Path), required=True, help="Trial folder to write."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--data-dir", default=None, help="Folder holding cifar-10-batches-py/ "
+                     "(default: $NASIB_DATA, else ./data)."),
+        click.option("--download", is_flag=True, help="Download CIFAR-10 with torchvision if missing."),
+        click.option("--deterministic/--fast", default=False, show_default=True,
+                     help="Deterministic kernels (same seed, same numbers on CPU)."),
+        click.option("--force", is_flag=True, help="Re-run a finished trial (the old folder is moved aside)."),
+        click.option("--train-size", type=click.IntRange(min=1), default=None,
+                     help="Use only this many training images."),
+        click.option("--valid-size", type=click.IntRange(min=1), default=None,
+                     help="Held-out images taken from the end of the training set."),
+        click.option("--test-size", type=click.IntRange(min=1), default=None, help="Use only this many test images."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def data_config(base: DataConfig, data_dir, download, train_size, valid_size, test_size) -> DataConfig:
+    """The preset's data config with command-line overrides applied."""
+    from dataclasses import replace
+
+    return replace(base, data_dir=data_dir if data_dir is not None else base.data_dir, download=download,
+                   train_size=train_size if train_size is not None else base.train_size,
+                   valid_size=valid_size if valid_size is not None else base.valid_size,
+                   test_size=test_size if test_size is not None else base.test_size)
+
+
+def open_trial(out: Path, force: bool) -> Trial | None:
+    """The trial to run, or None when it is finished and --force was not given."""
+    trial = Trial(out)
+    if trial.finished and not force:
+        click.echo(f"{out} is finished (result.json exists); skipping. Use --force to run it again.", err=True)
+        return None
+    if trial.finished and force:
+        moved = trial.archive()
+        click.echo(f"--force: the finished trial was moved to {moved}", err=True)
+    return trial
+
+
+def oom_hint(batch_size: int, layers: int) -> str:
+    """The message for a CUDA out-of-memory error."""
+    return (f"CUDA out of memory at batch size {batch_size} with {layers} layers; lower --batch-size "
+            f"or --layers/--channels, or free the GPU")
+
+
+def reports_errors(fn):
+    """Turn the kit's expected errors into one-line messages and exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Interrupted as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(130)
+        except torch.cuda.OutOfMemoryError as e:
+            click.echo(f"Error: {getattr(e, 'hint', None) or e}", err=True)
+            sys.exit(1)
+        except RUN_ERRORS as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+        except USAGE_ERRORS as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,99 @@
+"""Strict construction of frozen config dataclasses from plain dicts (YAML, JSON, CLI).
+
+Unknown keys, wrong types and missing required values fail with one line naming the
+key and where it came from; nothing is silently coerced except int -> float.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value that does not fit its dataclass field."""
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Whether `value` fits the annotation `tp`; returns (ok, converted value)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, conv = _type_ok(value, arg)
+            if ok:
+                return True, conv
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        conv = [_type_ok(v, inner) for v in value]
+        return all(ok for ok, _ in conv), origin(c for _, c in conv)
+    if origin is dict:
+        return isinstance(value, dict), value
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    return True, value
+
+
+def _type_name(tp: Any) -> str:
+    """A readable name for an annotation."""
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
+    """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields), key=str)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}: missing required key {name!r}")
+            continue
+        tp, value = hints[name], data[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, f"{where}.{name}")
+            continue
+        ok, conv = _type_ok(value, tp)
+        if not ok:
+            raise ConfigError(f"{where}.{name}: expected {_type_name(tp)}, got {value!r}")
+        kwargs[name] = conv
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def replace_checked(cfg: T, where: str = "override", **changes: Any) -> T:
+    """dataclasses.replace with the same checks as from_dict; None values are ignored."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    merged = {**dataclasses.asdict(cfg), **changes}
+    # asdict turns nested dataclasses into dicts, which from_dict rebuilds.
+    return from_dict(type(cfg), merged, where)
+
+
+def positive(name: str, value: float | int | None, allow_none: bool = True) -> None:
+    """Raise ConfigError unless `value` is > 0 (or None when allowed)."""
+    if value is None and allow_none:
+        return
+    if value is None or isinstance(value, bool) or not value > 0:
+        raise ConfigError(f"{name} must be positive, got {value!r}")

@@ -1,0 +1,127 @@
+"""The epoch driver every search and retraining shares: resume, checkpoint, progress, divergence.
+
+A searcher implements the small `Searcher` protocol; this module owns everything that
+must behave the same for all of them: the lock, exact resume from `checkpoint.pt`,
+fsynced epoch records, `result.json` last, a clean stop on Ctrl-C, and `diverged`.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Protocol
+
+import torch
+
+from nasib.records import FORMAT, Trial, TrialLock
+from nasib.runtime import rng_state, set_rng_state, sync
+
+
+class Diverged(RuntimeError):
+    """A non-finite number in a trial's loss or architecture parameters."""
+
+
+class Interrupted(RuntimeError):
+    """The user stopped the run (SIGINT); the last checkpoint is kept."""
+
+
+class Searcher(Protocol):
+    """What the driver needs from a search or a retraining."""
+
+    device: torch.device
+
+    def state_dict(self) -> dict: ...  # everything needed to resume exactly
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def done(self, epoch: int) -> bool: ...  # True when `epoch` should not run (count or budget reached)
+
+    def planned_epochs(self) -> int: ...  # current plan, for progress display
+
+    def run_epoch(self, epoch: int) -> dict: ...  # train + evaluate one epoch, return its record fields
+
+    def finish(self, trial: Trial, epochs: list[dict]) -> dict: ...  # write method records, result fields
+
+
+def check_finite(record: dict, epoch: int) -> None:
+    """Raise Diverged naming the first non-finite number in an epoch record."""
+    for key, val in record.items():
+        if isinstance(val, float) and not math.isfinite(val):
+            raise Diverged(f"{key} became {val} in epoch {epoch}")
+
+
+def _say(msg: str) -> None:
+    """Progress for people: stderr, one line."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _line(rec: dict, planned: int) -> str:
+    """One human line per epoch."""
+    parts = [f"epoch {rec['epoch'] + 1}/{planned}", f"{rec['epoch_s']:.1f}s",
+             f"train_loss {rec.get('train_loss', float('nan')):.3f}", f"valid_acc {rec.get('valid_acc', 0):.3f}"]
+    if "budget_left_s" in rec:
+        parts.append(f"budget left {rec['budget_left_s']:.0f}s")
+    if "p_explore" in rec:
+        parts.append(f"p {rec['p_explore']:.2f}")
+    return "  ".join(parts)
+
+
+def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
+    """Restore from the checkpoint, or start fresh; returns (first epoch, wall seconds so far)."""
+    state = trial.load_checkpoint()
+    if state is None:
+        trial.write_config(meta)
+        trial.truncate_epochs(0)  # lines from a run that died before its first checkpoint
+        return 0, 0.0
+    searcher.load_state_dict(state["searcher"])
+    set_rng_state(state["rng"])
+    start = state["epoch"] + 1
+    trial.truncate_epochs(start)
+    _say(f"resuming {trial.path} at epoch {start + 1} from its checkpoint")
+    return start, state["wall_s"]
+
+
+def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> float:
+    """Run epochs until the searcher is done; returns checkpoint seconds spent."""
+    t_run, ckpt_s, epoch = time.perf_counter(), 0.0, start
+    while not searcher.done(epoch):
+        t0 = time.perf_counter()
+        rec = searcher.run_epoch(epoch)
+        sync(searcher.device)
+        check_finite(rec, epoch)
+        now = time.perf_counter()
+        rec = {"epoch": epoch, "epoch_s": now - t0, "wall_s": wall0 + now - t_run, **rec}
+        trial.append_epoch(rec)  # before the checkpoint: a crash between them drops this line on resume
+        trial.save_checkpoint({"format": FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
+                               "searcher": searcher.state_dict(), "rng": rng_state()})
+        ckpt_s += time.perf_counter() - now
+        _say(_line(rec, searcher.planned_epochs()))
+        epoch += 1
+    return ckpt_s
+
+
+def run_trial(trial: Trial, searcher: Searcher, meta: dict) -> dict:
+    """Run (or resume) a trial to its end and return what result.json holds."""
+    trial.prepare()
+    with TrialLock(trial):
+        start, wall0 = _resume(trial, searcher, meta)
+        base = {k: meta.get(k) for k in ("trial_id", "method", "space", "seed", "budget_s")}
+        try:
+            ckpt_s = _epochs(trial, searcher, start, wall0)
+        except Diverged as e:
+            done = trial.read_epochs()
+            result = {**base, "status": "diverged", "diverged_epoch": len(done), "reason": str(e),
+                      "epochs": len(done)}
+            trial.write_result(result)
+            _say(f"{trial.path}: diverged: {e}; the last good checkpoint is kept")
+            return result
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; {trial.path} keeps its last checkpoint; "
+                              f"run the same command to resume") from None
+        epochs = trial.read_epochs()
+        fields = searcher.finish(trial, epochs)
+        result = {**base, "status": "ok", "epochs": len(epochs), "diverged_epoch": None,
+                  "search_s": epochs[-1]["wall_s"] if epochs else 0.0,
+                  "checkpoint_s_per_epoch": ckpt_s / max(1, len(epochs) - start), **fields}
+        trial.write_result(result)
+        return result

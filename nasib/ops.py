@@ -1,0 +1,95 @@
+"""Candidate operations by name: `conv{i}x{j}`, `sep{i}x{j}`, `avgpool3x3`, `maxpool3x3`, `identity`.
+
+Every op maps C channels to C channels at stride 1 and keeps the spatial size ("same"
+output). For even kernel sides the extra padding row/column goes on the bottom/right,
+which is what PyTorch's ``padding="same"`` does; odd sides pad symmetrically.
+The op itself is bare: wrappers (ENAS's 1x1-conv prefix, NASIB's ReLU-op-BN) live with
+the networks that use them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+_CONV = re.compile(r"^(conv|sep)([1-9][0-9]?)x([1-9][0-9]?)$")
+FIXED_OPS = ("avgpool3x3", "maxpool3x3", "identity")
+
+
+class UnknownOpError(ValueError):
+    """An op name that the registry cannot build."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """The parsed form of an op name."""
+
+    name: str  # the canonical name, e.g. "sep5x3"
+    kind: str  # "conv", "sep", "avgpool", "maxpool" or "identity"
+    kh: int  # kernel height (1 for identity)
+    kw: int  # kernel width (1 for identity)
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether the op owns learnable parameters."""
+        return self.kind in ("conv", "sep")
+
+
+def parse_op(name: str) -> OpSpec:
+    """Parse an op name, failing with the accepted forms."""
+    if name in ("avgpool3x3", "maxpool3x3"):
+        return OpSpec(name, name[:7], 3, 3)
+    if name == "identity":
+        return OpSpec(name, "identity", 1, 1)
+    m = _CONV.match(name) if isinstance(name, str) else None
+    if m is None:
+        raise UnknownOpError(
+            f"unknown op {name!r}; valid: conv{{i}}x{{j}} or sep{{i}}x{{j}} with 1 <= i, j <= 99 "
+            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}"
+        )
+    return OpSpec(name, m.group(1), int(m.group(2)), int(m.group(3)))
+
+
+def check_ops(names: list[str] | tuple[str, ...], valid: list[str] | tuple[str, ...]) -> None:
+    """Fail with the valid list when any name is not among `valid`."""
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise UnknownOpError(f"unknown op {bad[0]!r} for this space; valid: {', '.join(valid)}")
+
+
+class Identity(nn.Module):
+    """x -> x (kept as a module so op lists stay uniform)."""
+
+    def forward(self, x):
+        return x
+
+
+def _padding(kh: int, kw: int) -> tuple[int, int] | str:
+    """Symmetric integer padding for odd kernels, PyTorch's 'same' otherwise."""
+    if kh % 2 == 1 and kw % 2 == 1:
+        return (kh // 2, kw // 2)
+    return "same"
+
+
+def build_op(name: str, channels: int) -> nn.Module:
+    """Build the bare op `name` for `channels` channels (stride 1, same size)."""
+    spec = parse_op(name)
+    if spec.kind == "identity":
+        return Identity()
+    if spec.kind == "avgpool":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    if spec.kind == "maxpool":
+        return nn.MaxPool2d(3, stride=1, padding=1)
+    pad = _padding(spec.kh, spec.kw)
+    if spec.kind == "conv":
+        return nn.Conv2d(channels, channels, (spec.kh, spec.kw), padding=pad, bias=False)
+    return nn.Sequential(  # depthwise i x j, then pointwise 1 x 1
+        nn.Conv2d(channels, channels, (spec.kh, spec.kw), padding=pad, groups=channels, bias=False),
+        nn.Conv2d(channels, channels, 1, bias=False),
+    )
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of learnable parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,247 @@
+"""The trial folder: config, per-epoch JSON lines, results, checkpoints, a lock, provenance.
+
+Every write that must survive a crash is atomic (temp file, fsync, rename) or an fsynced
+append of one whole line; on resume, lines past the checkpoint are dropped, so
+`epochs.jsonl` never holds a partial or duplicated epoch.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = 1  # bump when a record's meaning changes; readers reject other versions
+CONFIG, EPOCHS, RESULT, CHECKPOINT, LOCK = "config.json", "epochs.jsonl", "result.json", "checkpoint.pt", ".lock"
+
+
+class RecordError(RuntimeError):
+    """A record that cannot be written or read as the contract says."""
+
+
+class TrialLocked(RecordError):
+    """Another live process holds this trial folder."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so a crash leaves either the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RecordError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write `obj` as indented JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(o: Any) -> Any:
+    """JSON fallback for tensors, numpy scalars and paths."""
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_json(path: Path, need_format: bool = False) -> Any:
+    """Read a JSON record; errors name the file."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise RecordError(f"{path}: unreadable record ({e})") from None
+    if need_format and (not isinstance(obj, dict) or obj.get("format") != FORMAT):
+        got = obj.get("format") if isinstance(obj, dict) else None
+        raise RecordError(f"{path}: record format {got!r}, this kit reads format {FORMAT}; "
+                          f"re-run the trial with --force or use the kit version that wrote it")
+    return obj
+
+
+def _git(*args: str) -> str | None:
+    """Output of a git command in the kit's folder, or None outside a checkout."""
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance(device: torch.device | str, deterministic: bool, data_source: str | None) -> dict:
+    """Where, when and with what a trial ran."""
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None,
+        "torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
+        "device_name": name, "hostname": socket.gethostname(), "argv": sys.argv,
+        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "deterministic": deterministic, "data_source": data_source,
+    }
+
+
+class Trial:
+    """One trial folder and the records in it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        """Path of a record inside the folder."""
+        return self.path / name
+
+    @property
+    def finished(self) -> bool:
+        """A trial whose result.json exists is finished."""
+        return self.file(RESULT).is_file()
+
+    def prepare(self) -> None:
+        """Create the folder and prove it is writable, with a one-line reason if not."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.file(f".probe{os.getpid()}")
+            probe.write_bytes(b"x")
+            probe.unlink()
+        except OSError as e:
+            raise RecordError(f"cannot write to {self.path}: {e.strerror or e}") from None
+
+    def archive(self) -> Path:
+        """Move an existing folder aside (for --force) so nothing already written is lost."""
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        dest = self.path.with_name(f"{self.path.name}.old-{stamp}")
+        self.path.rename(dest)
+        return dest
+
+    def write_config(self, config: dict) -> None:
+        """Write config.json (resolved config and provenance)."""
+        atomic_write_json(self.file(CONFIG), {"format": FORMAT, **config})
+
+    def write_json(self, name: str, obj: Any) -> None:
+        """Atomically write an auxiliary JSON record (samples, arch, alphas)."""
+        atomic_write_json(self.file(name), obj)
+
+    def write_result(self, result: dict) -> None:
+        """Write result.json, last and atomically."""
+        atomic_write_json(self.file(RESULT), {"format": FORMAT, **result})
+
+    def append_epoch(self, record: dict) -> None:
+        """Append one epoch line, flushed and fsynced before returning."""
+        line = json.dumps(record, default=_jsonable, allow_nan=False) + "\n"
+        try:
+            with open(self.file(EPOCHS), "a") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise RecordError(f"cannot append to {self.file(EPOCHS)}: {e.strerror or e}") from None
+
+    def read_epochs(self) -> list[dict]:
+        """Whole epoch lines in order; a torn last line is ignored."""
+        path = self.file(EPOCHS)
+        if not path.is_file():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                break  # a torn line can only be the last one written before a crash
+        return out
+
+    def truncate_epochs(self, keep: int) -> None:
+        """Keep exactly the epochs 0..keep-1 (those covered by the checkpoint)."""
+        kept = [r for r in self.read_epochs() if r.get("epoch", -1) < keep][:keep]
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept)
+        atomic_write_bytes(self.file(EPOCHS), text.encode())
+
+    def save_checkpoint(self, state: dict) -> None:
+        """Atomically save the resumable state."""
+        import io
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(self.file(CHECKPOINT), buf.getvalue())
+
+    def load_checkpoint(self) -> dict | None:
+        """The saved state, or None when there is none."""
+        path = self.file(CHECKPOINT)
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must be named, not traced
+            raise RecordError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrialLock:
+    """An exclusive lock on a trial folder, taken over when its holder is dead."""
+
+    def __init__(self, trial: Trial):
+        self.path = trial.file(LOCK)
+
+    def _holder(self) -> tuple[str, int] | None:
+        """(host, pid) written in the lock file, or None if unreadable."""
+        try:
+            host, pid = self.path.read_text().split()
+            return host, int(pid)
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> None:
+        """Take the lock or fail naming the live holder."""
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder and (holder[0] != socket.gethostname() or _alive(holder[1])):
+                    raise TrialLocked(f"{self.path.parent} is being run by {holder[0]} pid {holder[1]}; "
+                                      f"wait for it or remove {self.path} if that process is gone") from None
+                self.path.unlink(missing_ok=True)  # stale: its holder is dead
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            return
+        raise TrialLocked(f"could not take {self.path}")
+
+    def release(self) -> None:
+        """Drop the lock if it is still ours."""
+        holder = self._holder()
+        if holder and holder[1] == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> TrialLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
