@@ -9,12 +9,28 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import torch
 
+from nasib.data import DataConfig
 from nasib.records import FORMAT, Trial, TrialLock
 from nasib.runtime import rng_state, set_rng_state, sync
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How and where to run one trial; the same for every method."""
+
+    out: Path  # the trial folder
+    seed: int = 0  # seeds python, numpy and torch
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    data: DataConfig = field(default_factory=DataConfig)  # where CIFAR-10 is and which subsets to use
+    deterministic: bool = False  # deterministic kernels: same seed, same numbers on CPU
+    force: bool = False  # re-run a finished trial, moving the old folder aside
+    experiment: str | None = None  # experiment name recorded in config.json (None: standalone run)
 
 
 class Diverged(RuntimeError):

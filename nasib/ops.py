@@ -2,7 +2,8 @@
 
 Every op maps C channels to C channels at stride 1 and keeps the spatial size ("same"
 output). For even kernel sides the extra padding row/column goes on the bottom/right,
-which is what PyTorch's ``padding="same"`` does; odd sides pad symmetrically.
+(PyTorch's ``padding="same"`` convention, done with an explicit zero pad); odd sides pad
+symmetrically.
 The op itself is bare: wrappers (ENAS's 1x1-conv prefix, NASIB's ReLU-op-BN) live with
 the networks that use them.
 """
@@ -65,11 +66,13 @@ class Identity(nn.Module):
         return x
 
 
-def _padding(kh: int, kw: int) -> tuple[int, int] | str:
-    """Symmetric integer padding for odd kernels, PyTorch's 'same' otherwise."""
+def _conv(c_in: int, c_out: int, kh: int, kw: int, groups: int = 1) -> nn.Module:
+    """A stride-1 conv with same-size output; even sides pad the extra row/column bottom/right."""
     if kh % 2 == 1 and kw % 2 == 1:
-        return (kh // 2, kw // 2)
-    return "same"
+        return nn.Conv2d(c_in, c_out, (kh, kw), padding=(kh // 2, kw // 2), groups=groups, bias=False)
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    return nn.Sequential(nn.ZeroPad2d((left, kw - 1 - left, top, kh - 1 - top)),
+                         nn.Conv2d(c_in, c_out, (kh, kw), groups=groups, bias=False))
 
 
 def build_op(name: str, channels: int) -> nn.Module:
@@ -81,11 +84,10 @@ def build_op(name: str, channels: int) -> nn.Module:
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     if spec.kind == "maxpool":
         return nn.MaxPool2d(3, stride=1, padding=1)
-    pad = _padding(spec.kh, spec.kw)
     if spec.kind == "conv":
-        return nn.Conv2d(channels, channels, (spec.kh, spec.kw), padding=pad, bias=False)
+        return _conv(channels, channels, spec.kh, spec.kw)
     return nn.Sequential(  # depthwise i x j, then pointwise 1 x 1
-        nn.Conv2d(channels, channels, (spec.kh, spec.kw), padding=pad, groups=channels, bias=False),
+        _conv(channels, channels, spec.kh, spec.kw, groups=channels),
         nn.Conv2d(channels, channels, 1, bias=False),
     )
 

@@ -69,7 +69,7 @@ def test_teacher_forced_log_prob_matches_sample() -> None:
 
 
 def _replay(ctrl: Controller, ops: list[int], skips: list[list[int]]) -> list[tuple[torch.Tensor, int]]:
-    """Replay one architecture step by step with plain tensors: (log-prob vector, chosen index) per decision."""
+    """Replay one architecture with plain tensors: (log-prob vector, chosen index) per decision."""
     c, cfg = ctrl, ctrl.config
     h = torch.zeros(1, cfg.lstm_size)
     state = (h, h.clone())
@@ -85,7 +85,8 @@ def _replay(ctrl: Controller, ops: list[int], skips: list[list[int]]) -> list[tu
         if k > 0:
             chosen = torch.zeros(1, cfg.lstm_size)
             for j, a in enumerate(anchors):
-                q = c.attn_v.weight @ torch.tanh(c.attn_anchor.weight @ a[0] + c.attn_query.weight @ state[0][0])
+                pre = c.attn_anchor.weight @ a[0] + c.attn_query.weight @ state[0][0]
+                q = c.attn_v.weight @ torch.tanh(pre)
                 q = cfg.tanh_constant * torch.tanh(q)
                 out.append((F.log_softmax(torch.cat([-q, q]), 0), skips[k][j]))
                 chosen = chosen + skips[k][j] * a
@@ -123,12 +124,12 @@ def test_greedy_takes_argmax_everywhere() -> None:
     assert len(ops) == L and [len(r) for r in skips] == list(range(L))
     steps = _replay(ctrl, ops, skips)
     assert all(i == int(vec.argmax()) for vec, i in steps)
-    assert any(i == 1 for vec, i in steps[1:] if vec.numel() == 2) or True  # skips may all be off
     ops_t = torch.tensor([ops])
     skips_t = torch.zeros(1, L, L, dtype=torch.bool)
     for k, row in enumerate(skips):
         skips_t[0, k, :k] = torch.tensor(row, dtype=torch.bool)
-    assert math.isclose(float(ctrl.log_prob(ops_t, skips_t)), sum(float(v[i]) for v, i in steps), abs_tol=1e-5)
+    total = sum(float(v[i]) for v, i in steps)
+    assert math.isclose(float(ctrl.log_prob(ops_t, skips_t)), total, abs_tol=1e-5)
 
 
 def test_baseline_formula_by_hand() -> None:
@@ -220,20 +221,23 @@ def test_checkpoint_resume_is_exact() -> None:
         assert torch.equal(pa, pb)
 
 
+def _op_two_frequency(ctrl: Controller) -> float:
+    with torch.no_grad():
+        return float((ctrl.sample(512, _gen(1)).ops == 2).float().mean())
+
+
 def test_learning_raises_probability_of_rewarded_op() -> None:
     torch.manual_seed(0)
+    # A larger lr than the reference's 1e-3 so a handful of updates shows the effect.
     cfg = ControllerConfig(num_layers=3, num_ops=4, lstm_size=16, num_aggregate=16, lr=0.02)
     ctrl = Controller(cfg)
     trainer = ControllerTrainer(ctrl, generator=_gen(0))
-    all_two = torch.full((1, 3), 2, dtype=torch.long)
-    no_skips = torch.zeros(1, 3, 3, dtype=torch.bool)
-    before = float(ctrl.log_prob(all_two, no_skips))
+    before = _op_two_frequency(ctrl)
     for _ in range(30):
         trainer.update(lambda s: (s.ops == 2).float().mean(1))
-    after = float(ctrl.log_prob(all_two, no_skips))
-    assert after > before + 0.5
-    freq = (ctrl.sample(256, _gen(1)).ops == 2).float().mean()
-    assert float(freq) > 0.5  # from 1/4 under the (near-uniform) initial policy
+    after = _op_two_frequency(ctrl)
+    assert before < 0.35  # near-uniform start: about 1/4
+    assert after > 0.6
     assert ctrl.greedy()[0] == [2, 2, 2]
 
 
