@@ -97,3 +97,14 @@ def positive(name: str, value: float | int | None, allow_none: bool = True) -> N
         return
     if value is None or isinstance(value, bool) or not value > 0:
         raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+def deep_merge(base: dict, over: dict | None) -> dict:
+    """`base` with `over` laid on top; nested mappings merge key by key."""
+    out = dict(base)
+    for key, val in (over or {}).items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], val)
+        else:
+            out[key] = val
+    return out

@@ -1,0 +1,83 @@
+# One target per job. Every target creates .venv and installs the kit first if needed.
+# Variables: SCALE (smoke|quick|paper), SEEDS (e.g. 0,1,2), DEVICE (auto|cpu|cuda), RESULTS, DATA.
+PY        ?= python3
+VENV      ?= .venv
+PYTHON    := $(VENV)/bin/python
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+SCALE     ?= quick
+SEEDS     ?=
+DEVICE    ?= auto
+RESULTS   ?= results
+DATA      ?= $(if $(NASIB_DATA),$(NASIB_DATA),data)
+SHARED    ?= ../shared/data
+SEEDS_ARG := $(if $(SEEDS),--seeds $(SEEDS),)
+RUN       := $(PYTHON) -m experiments run
+RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(RESULTS) --data-dir $(DATA)
+
+.PHONY: install test test-fast demo data fig2 fig3 fig4 fig5 table1 budget-sweep all bench ci-gpu lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(TORCH_PIN)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+test: install  ## the whole CPU suite (slow real-data tests run when NASIB_DATA is set)
+	$(PYTHON) -m pytest -q -ra
+
+test-fast: install  ## the suite without slow tests
+	$(PYTHON) -m pytest -q -m "not slow"
+
+# CIFAR-10 in the standard layout: the shared JPEG copy when it is beside the checkout,
+# else torchvision's download (needs internet).
+data: install
+	@if [ -f $(DATA)/cifar-10-batches-py/test_batch ]; then echo "data present in $(DATA)"; \
+	elif [ -f $(SHARED)/cifar10_jpeg_q75.npz ]; then $(PYTHON) $(SHARED)/make_cifar10.py $(DATA); \
+	else $(PYTHON) -c "import torchvision; torchvision.datasets.CIFAR10('$(DATA)', download=True)"; fi
+
+demo: install  ## a small real search of each method, its records and a plot, in a few CPU minutes
+	$(MAKE) --no-print-directory data || ( echo "no CIFAR-10 here: using the synthetic stand-in"; \
+	  $(PYTHON) -m nasib.synthetic $(DATA) --train 3000 --test 500 )
+	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $(DATA) \
+	  --out $(RESULTS)/demo/enas-extended-s0
+	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) \
+	  --data-dir $(DATA) --out $(RESULTS)/demo/nasib-superkernel-b90s-s0
+	$(PYTHON) -m analysis.curves $(RESULTS)/demo --figure fig3 --out $(RESULTS)/demo/figures
+
+fig2: install
+	$(RUN) fig2 $(RUN_ARGS)
+	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig2
+
+fig3: install
+	$(RUN) fig3 $(RUN_ARGS)
+	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig3
+
+fig4: install
+	$(RUN) fig4 $(RUN_ARGS)
+	$(PYTHON) -m analysis.kernel_freq $(RESULTS)
+
+fig5 budget-sweep: install
+	$(RUN) fig5 $(RUN_ARGS)
+	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig5
+
+table1: install
+	$(RUN) table1 $(RUN_ARGS)
+	$(PYTHON) -m analysis.table1 $(RESULTS)
+
+all: fig2 fig3 fig4 fig5 table1
+
+bench: install  ## speed figures on this machine -> results/bench/
+	$(PYTHON) -m benchmarks --device $(DEVICE) --out $(RESULTS)/bench
+
+ci-gpu:  ## the GPU check: gpu tests, benchmarks at paper preset, quick fig2 (needs CUDA; uses the machine's python)
+	PYTHONPATH=. python3 -m pytest -q -m gpu tests
+	PYTHONPATH=. python3 -m benchmarks --device cuda --preset paper --out $(RESULTS)/bench
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

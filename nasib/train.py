@@ -1,0 +1,191 @@
+"""Retrain a fixed architecture (any method's `arch.json`) from scratch and report test accuracy.
+
+The network comes from the architecture's family: ENAS architectures (they carry skips)
+build `enas_ext.child.FixedChild`, NASIB ones `nasib.supernet.FixedNet`. Training uses
+cutout, gradient clipping, weight decay and BN everywhere, as the paper's final training.
+The retraining set is train + held-out (all 50,000 images, as ENAS's final training);
+the accuracy recorded per epoch is on the test split, for the curve only: nothing is
+selected on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nasib.config import ConfigError, deep_merge, from_dict, positive
+from nasib.data import AugmentConfig, DataConfig, DeviceLoader, Split, load_splits
+from nasib.loop import RunSpec, run_trial
+from nasib.ops import count_params
+from nasib.records import Trial, provenance
+from nasib.runtime import resolve_device, seed_everything
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """How a derived architecture is trained from scratch."""
+
+    epochs: int = 310  # training epochs (ENAS final training: 310)
+    batch_size: int = 128  # images per step
+    channels: int | None = None  # network width; None keeps the width stored in arch.json
+    lr_max: float = 0.05  # cosine learning rate starts here
+    lr_min: float = 0.001  # ... and ends here (ENAS final: 0.001)
+    momentum: float = 0.9  # SGD Nesterov momentum
+    weight_decay: float = 5e-4  # L2 as decoupled-from-nothing SGD weight decay
+    grad_clip: float = 5.0  # gradient-norm clipping (the paper lists clipping; ENAS intended 5)
+    cutout: int = 16  # cutout square side (0 disables)
+    dropout: float = 0.5  # dropout before the classifier (ENAS final: keep prob 0.5)
+    use_valid: bool = True  # also train on the 5,000 held-out images (all 50k, as ENAS's final run)
+    data: DataConfig = field(default_factory=DataConfig)  # data location and subsets
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "lr_max"):
+            positive(name, getattr(self, name))
+        positive("channels", self.channels)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+PRESETS = {
+    "smoke": RetrainConfig(epochs=2, batch_size=64, channels=8,
+                           data=DataConfig(valid_size=200, train_size=1000, test_size=500)),
+    "quick": RetrainConfig(epochs=30, batch_size=128),
+    "paper": RetrainConfig(),
+}
+
+
+def preset(name: str) -> RetrainConfig:
+    """A named retraining preset, failing with the valid names."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def build_fixed(arch: dict, channels: int | None, dropout: float) -> nn.Module:
+    """The fixed network for an architecture record, chosen by its family."""
+    if "skips" in arch:
+        from enas_ext.child import FixedChild
+
+        return FixedChild(arch, channels=channels, dropout=dropout)
+    from nasib.supernet import FixedNet
+
+    return FixedNet(arch, channels=channels, dropout=dropout)
+
+
+def load_arch(path: Path) -> dict:
+    """Read and minimally validate an arch.json."""
+    try:
+        arch = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot read architecture ({e})") from None
+    if not isinstance(arch, dict) or not isinstance(arch.get("ops"), list) or not arch["ops"]:
+        raise ConfigError(f"{path}: an architecture needs a non-empty 'ops' list")
+    return arch
+
+
+class Retrain:
+    """Searcher-protocol wrapper that trains one fixed network."""
+
+    def __init__(self, net: nn.Module, cfg: RetrainConfig, train: Split, test: Split, mean, std, device,
+                 source: dict | None = None):
+        self.cfg, self.device, self.net = cfg, device, net.to(device)
+        self.source = source or {}  # which search trial the architecture came from, for result.json
+        self.train = DeviceLoader(train, cfg.batch_size, device, mean, std, AugmentConfig(cutout=cfg.cutout))
+        self.test = DeviceLoader(test, 500, device, mean, std, None, shuffle=False, drop_last=False)
+        self.opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_max, momentum=cfg.momentum, nesterov=True,
+                                   weight_decay=cfg.weight_decay)
+        self.last_test_acc = float("nan")
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "test_acc": self.last_test_acc}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.last_test_acc = state["test_acc"]
+
+    def done(self, epoch: int) -> bool:
+        return epoch >= self.cfg.epochs
+
+    def planned_epochs(self) -> int:
+        return self.cfg.epochs
+
+    def lr(self, epoch: int) -> float:
+        """Cosine decay from lr_max to lr_min over the run."""
+        c = self.cfg
+        return c.lr_min + 0.5 * (c.lr_max - c.lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
+
+    def run_epoch(self, epoch: int) -> dict:
+        """One pass over the training images, then test accuracy."""
+        lr = self.lr(epoch)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.net.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        for x, y in self.train:
+            logits = self.net(x)
+            loss = F.cross_entropy(logits, y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+            self.opt.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        self.last_test_acc = evaluate(self.net, self.test)
+        return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen, "valid_acc": None,
+                "test_acc": self.last_test_acc, "lr": lr}
+
+    def finish(self, trial: Trial, epochs: list[dict]) -> dict:
+        acc = self.last_test_acc
+        return {"test_acc": acc, "test_error": 100.0 * (1.0 - acc), "params": count_params(self.net),
+                "final_valid_acc": None, "device": str(self.device), **self.source}
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, loader: DeviceLoader) -> float:
+    """Top-1 accuracy of `net` over a loader, in eval mode."""
+    net.eval()
+    correct = torch.zeros((), device=loader.device)
+    for x, y in loader:
+        correct += (net(x).argmax(1) == y).sum()
+    return correct.item() / len(loader.split)
+
+
+def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
+                  overrides: dict | None = None) -> dict | None:
+    """Retrain `arch_path` into the trial folder `spec.out`; None when already finished."""
+    from nasib.cli import open_trial
+
+    base = dataclasses.asdict(preset(preset_name))
+    # Where the data lives comes from the run; which subset to train on, from the preset.
+    base["data"].update(data_dir=spec.data.data_dir, download=spec.data.download)
+    cfg = from_dict(RetrainConfig, deep_merge(base, overrides), "retrain overrides")
+    arch = load_arch(arch_path)
+    trial = open_trial(spec.out, spec.force)
+    if trial is None:
+        return None
+    seed_everything(spec.seed, spec.deterministic)
+    device = resolve_device(spec.device)
+    splits = load_splits(cfg.data)
+    train = splits.train
+    if cfg.use_valid:
+        train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
+    net = build_fixed(arch, cfg.channels, cfg.dropout)
+    src = Path(arch_path).resolve().parent
+    source = {"source_trial": f"{src.parent.name}/{src.name}", "source_method": arch.get("method"),
+              "source_space": arch.get("space")}
+    searcher = Retrain(net, cfg, train, splits.test, splits.mean, splits.std, device, source)
+    meta = {"trial_id": spec.out.name, "experiment": spec.experiment, "method": "retrain",
+            "space": arch.get("space"), "seed": spec.seed, "preset": preset_name, "budget_s": None,
+            "budget_label": None, "source_arch": str(arch_path), "arch": arch,
+            "config": dataclasses.asdict(cfg), "provenance": provenance(device, spec.deterministic, splits.source)}
+    return run_trial(trial, searcher, meta)
