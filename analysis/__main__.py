@@ -1,0 +1,67 @@
+"""`python -m analysis all RESULTS`: every figure and table the records under RESULTS allow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from analysis.curves import main as curves_main
+from analysis.curves import run_curves
+from analysis.kernel_freq import main as kernel_freq_main
+from analysis.kernel_freq import run_kernel_freq
+from analysis.records import NoTrialsError, cli_errors, load_trials
+from analysis.table1 import main as table1_main
+from analysis.table1 import run_table1
+
+
+@click.group()
+def cli() -> None:
+    """Analyse trial records (never trains): curves, kernel frequencies, Table 1."""
+
+
+def _jobs(results: Path, out: Path | None, experiments: set[str]) -> list[tuple[str, Callable[[], object]]]:
+    """(name, thunk) per analysis, in paper order; each reads its own experiment's trials when present."""
+
+    def exp(name: str) -> str | None:
+        # The runner writes results/<experiment>/; pooling every figure's trials would mix budgets.
+        return name if name in experiments else None
+
+    jobs: list[tuple[str, Callable[[], object]]] = [
+        (fig, lambda fig=fig: run_curves(results, fig, out, exp(fig))) for fig in ("fig2", "fig3")
+    ]
+    jobs.append(("fig4", lambda: run_kernel_freq(results, exp("fig4"), out)))
+    jobs.append(("fig5", lambda: run_curves(results, "fig5", out, exp("fig5"))))
+    jobs.append(("table1", lambda: run_table1(results, out, exp("table1"))))
+    return jobs
+
+
+@cli.command("all")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output root (OUT/figures, OUT/tables); default: RESULTS.")
+def run_all(results: Path, out: Path | None) -> None:
+    """Figures 2-5 and Table 1, each from experiment <name> when present (else all); empty ones skipped."""
+    with cli_errors():
+        trials = load_trials(results)  # fail early, once, when there is nothing finished at all
+        experiments = {t.experiment for t in trials.ok}
+        skipped = []
+        for name, job in _jobs(results, out, experiments):
+            click.echo(f"== {name} ==")
+            try:
+                job()
+            except NoTrialsError as err:
+                click.echo(f"{name}: skipped ({err})")
+                skipped.append(name)
+        if skipped:
+            click.echo(f"skipped: {', '.join(skipped)}")
+
+
+cli.add_command(curves_main, "curves")
+cli.add_command(kernel_freq_main, "kernel-freq")
+cli.add_command(table1_main, "table1")
+
+
+if __name__ == "__main__":
+    cli()

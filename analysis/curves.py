@@ -1,0 +1,260 @@
+"""Search curves with mean +- std bands (Figures 2, 3, 5) and the Figure 2 significance test."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: runs on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from analysis import stats  # noqa: E402
+from analysis.records import (  # noqa: E402
+    NoTrialsError,
+    Trial,
+    TrialSet,
+    cli_errors,
+    epochs_frame,
+    load_trials,
+    output_dir,
+    provenance_note,
+    trial_scale,
+)
+
+FIGURES = ("fig2", "fig3", "fig5")
+METRICS = {"fig2": ("valid_acc",), "fig3": ("valid_acc",), "fig5": ("valid_acc", "train_loss", "p_explore")}
+AXIS_NAMES = {
+    "valid_acc": "validation accuracy (%)", "train_loss": "training loss", "p_explore": "p_explore (P1)",
+}
+TITLES = {
+    "fig2": "Figure 2: ENAS macro search, original vs extended space",
+    "fig3": "Figure 3: validation accuracy during search, all methods",
+    "fig5": "Figure 5: NASIB superkernel search under different budgets",
+}
+METHOD_NAMES = {"enas": "ENAS", "nasib": "NASIB", "darts": "DARTS", "snas": "SNAS", "random": "random"}
+# The space each baseline is normally run in gets no suffix in its label.
+DEFAULT_SPACE = {"enas": "original", "darts": "narrow", "snas": "narrow", "random": "narrow"}
+NASIB_LABELS = {"narrow": "NASIB-1 (narrow)", "superkernel": "NASIB-2 (superkernel)"}
+CLAIM = "Paper's claim (extended above original by ~10 points)"
+Groups = list[tuple[str, list[Trial]]]
+
+
+def method_label(method: str, space: str) -> str:
+    """Figure 3 legend name of a (method, space) pair, e.g. 'ENAS', 'NASIB-2 (superkernel)'."""
+    if method == "nasib" and space in NASIB_LABELS:
+        return NASIB_LABELS[space]
+    base = METHOD_NAMES.get(method, method)
+    return base if DEFAULT_SPACE.get(method) == space else f"{base} ({space})"
+
+
+def _budget_key(trial: Trial) -> tuple[float, str]:
+    budget = trial.config.get("budget_s")
+    return (math.inf if budget is None else float(budget), _budget_label(trial))
+
+
+def _budget_label(trial: Trial) -> str:
+    label = trial.config.get("budget_label")
+    budget = trial.config.get("budget_s")
+    return str(label) if label else f"{float(budget):g}s"
+
+
+def figure_groups(trials: TrialSet, figure: str, experiment: str | None = None) -> Groups:
+    """Ordered (label, trials) pairs a figure plots; NoTrialsError when the figure has none."""
+    if figure not in FIGURES:
+        raise ValueError(f"unknown figure {figure!r}; valid: {', '.join(FIGURES)}")
+    pool = [t for t in trials.select(experiment=experiment) if t.method != "retrain"]
+    groups: dict[str, list[Trial]] = {}
+    if figure == "fig2":
+        for space in ("original", "extended"):
+            picked = [t for t in pool if t.method == "enas" and t.space == space]
+            if picked:
+                groups[f"ENAS {space}"] = picked
+    elif figure == "fig3":
+        for t in sorted(pool, key=lambda t: (t.method, t.space)):
+            groups.setdefault(method_label(t.method, t.space), []).append(t)
+    else:
+        # Only budgeted searches belong to the budget sweep; a fixed-epoch superkernel run does not.
+        budgeted = [t for t in pool if t.method == "nasib" and t.space == "superkernel"
+                    and (t.config.get("budget_s") is not None or t.config.get("budget_label"))]
+        for t in sorted(budgeted, key=_budget_key):
+            groups.setdefault(_budget_label(t), []).append(t)
+    if not groups:
+        where = f" in experiment {experiment!r}" if experiment else ""
+        raise NoTrialsError(f"no finished trials for {figure}{where} under {trials.root}")
+    return list(groups.items())
+
+
+def curve_table(groups: Groups, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Per label, metric and epoch: n, mean, std, 95% t-interval over trials (percent accuracies)."""
+    frames = []
+    for label, trials in groups:
+        frame = epochs_frame(trials)
+        for metric in metrics:
+            if metric not in frame.columns:
+                continue
+            part = stats.group_summary(frame.dropna(subset=[metric]), ["epoch"], metric)
+            part.insert(0, "metric", metric)
+            part.insert(0, "label", label)
+            frames.append(part.sort_values("epoch"))
+    columns = ["label", "metric", "epoch", "n", "mean", "std", "ci_low", "ci_high"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def plot_curves(table: pd.DataFrame, figure: str, labels: list[str], path: Path, caption: str) -> None:
+    """Mean line and mean +- std band per label; one panel per metric of the figure."""
+    metrics = METRICS[figure]
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8), squeeze=False)
+    colors = dict(zip(labels, sns.color_palette("tab10", n_colors=max(len(labels), 1)), strict=False))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for label in labels:
+            part = table[(table["label"] == label) & (table["metric"] == metric)]
+            if part.empty:
+                continue
+            ax.plot(part["epoch"], part["mean"], color=colors[label], label=f"{label} (n={part['n'].max()})")
+            spread = part["std"].fillna(0.0)
+            ax.fill_between(part["epoch"], part["mean"] - spread, part["mean"] + spread,
+                            color=colors[label], alpha=0.25, linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(AXIS_NAMES.get(metric, metric))
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{TITLES[figure]}\nmean ± std over seeds; {caption}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def final_values(trials: list[Trial]) -> list[float]:
+    """Final validation accuracy (percent) of each trial, from result.json."""
+    return [float(t.result["final_valid_acc"]) * trial_scale(t) for t in trials]
+
+
+def above_every_epoch(table: pd.DataFrame) -> tuple[bool | None, int, int]:
+    """Whether the extended mean curve is above the original at every shared epoch; (all, above, shared)."""
+    acc = table[table["metric"] == "valid_acc"]
+    wide = acc.pivot(index="epoch", columns="label", values="mean")
+    if not {"ENAS original", "ENAS extended"} <= set(wide.columns):
+        return None, 0, 0
+    shared = wide[["ENAS original", "ENAS extended"]].dropna()
+    if shared.empty:
+        return None, 0, 0
+    above = int((shared["ENAS extended"] > shared["ENAS original"]).sum())
+    return above == len(shared), above, int(len(shared))
+
+
+def fig2_test(groups: Groups, table: pd.DataFrame, alpha: float = 0.05) -> dict:
+    """Final-epoch accuracy per space, Welch 'extended > original', Mann-Whitney, and the verdict."""
+    by_label = dict(groups)
+    orig = final_values(by_label.get("ENAS original", []))
+    ext = final_values(by_label.get("ENAS extended", []))
+    welch = stats.welch_test(ext, orig)
+    if len(orig) < 2 or len(ext) < 2:
+        verdict = "cannot be tested (n<2)"
+    elif welch["mean_diff"] > 0 and welch["p_one_sided"] < alpha:
+        verdict = "REPRODUCED"
+    else:
+        verdict = "NOT REPRODUCED"
+    every, above, shared = above_every_epoch(table)
+    return {
+        "original": {**stats.summarize(orig), "values": orig},
+        "extended": {**stats.summarize(ext), "values": ext},
+        "mean_diff_points": welch["mean_diff"],
+        "welch": welch,
+        "mann_whitney": stats.mann_whitney(ext, orig),
+        "alpha": alpha,
+        "verdict": verdict,
+        "sentence": f"{CLAIM} {verdict} at this scale",
+        "extended_above_at_every_epoch": every,
+        "epochs_above": above,
+        "epochs_compared": shared,
+    }
+
+
+def format_fig2(result: dict) -> str:
+    """Human summary of fig2_test() for the terminal."""
+    welch, mw = result["welch"], result["mann_whitney"]
+    lines = [
+        "Final-epoch validation accuracy (%):",
+        f"  original: {stats.format_mean_std(result['original'])}",
+        f"  extended: {stats.format_mean_std(result['extended'])}",
+        f"  mean difference (extended - original): {result['mean_diff_points']:+.2f} points (paper: ~+10)",
+        f"  Welch t-test, one-sided 'extended > original': p = {welch['p_one_sided']:.4g}"
+        + (f" ({welch['note']})" if welch["note"] else ""),
+        f"  Mann-Whitney U (check): U = {mw['u']:.4g}, one-sided p = {mw['p_one_sided']:.4g}"
+        + (f" ({mw['note']})" if mw["note"] else ""),
+    ]
+    every = result["extended_above_at_every_epoch"]
+    if every is None:
+        lines.append("  Mean curves: no shared epochs to compare.")
+    else:
+        word = "at every epoch" if every else "NOT at every epoch"
+        lines.append(f"  Mean curves: extended above original at {result['epochs_above']} of "
+                     f"{result['epochs_compared']} shared epochs ({word}).")
+    lines.append(result["sentence"] + ".")
+    return "\n".join(lines)
+
+
+def _json_safe(value: object) -> object:
+    """NaN -> None recursively, so the JSON file is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def run_curves(results: Path, figure: str, out: Path | None = None,
+               experiment: str | None = None) -> list[Path]:
+    """Load records, write <figure>_curves.csv/.png (and fig2_test.json for fig2); echo a summary."""
+    trials = load_trials(results)
+    click.echo(trials.summary())
+    groups = figure_groups(trials, figure, experiment)
+    for label, members in groups:
+        exps = sorted({t.experiment for t in members})
+        budgets = sorted({str(t.config.get("budget_label") or t.config.get("budget_s")) for t in members})
+        click.echo(f"  {label}: {len(members)} trial(s) from {', '.join(exps)}")
+        if len(exps) > 1 or len(budgets) > 1:
+            click.echo(f"  note: '{label}' pools experiments {exps} / budgets {budgets}; "
+                       "narrow with --experiment or a sub-folder of RESULTS")
+    table = curve_table(groups, METRICS[figure])
+    folder = output_dir(results, out, "figures")
+    csv_path, png_path = folder / f"{figure}_curves.csv", folder / f"{figure}_curves.png"
+    table.to_csv(csv_path, index=False)
+    caption = provenance_note(t for _, members in groups for t in members)
+    plot_curves(table, figure, [label for label, _ in groups], png_path, caption)
+    written = [csv_path, png_path]
+    if figure == "fig2":
+        result = fig2_test(groups, table)
+        test_path = folder / "fig2_test.json"
+        test_path.write_text(json.dumps(_json_safe({**result, "records": caption}), indent=2) + "\n")
+        click.echo(format_fig2(result))
+        written.append(test_path)
+    for path in written:
+        click.echo(f"wrote {path}")
+    return written
+
+
+@click.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--figure", type=click.Choice(FIGURES), required=True, help="Which figure to draw.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output root (files go to OUT/figures/); default: RESULTS.")
+@click.option("--experiment", default=None, help="Only trials whose config experiment equals this.")
+def main(results: Path, figure: str, out: Path | None, experiment: str | None) -> None:
+    """Search curves (mean +- std over seeds) for Figure 2, 3 or 5 from the records under RESULTS."""
+    with cli_errors():
+        run_curves(results, figure, out, experiment)
+
+
+if __name__ == "__main__":
+    main()

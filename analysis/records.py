@@ -1,0 +1,250 @@
+"""Reading side of the trial-folder records contract: find, validate and load finished trials."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+FORMAT = 1
+STATUSES = ("ok", "diverged", "interrupted")
+# Columns every per-epoch frame carries before the epochs.jsonl fields.
+ID_COLUMNS = ("trial_id", "experiment", "method", "space", "seed", "budget_label", "budget_s", "status")
+
+
+class RecordError(ValueError):
+    """A record file is missing, unreadable or breaks the contract; the message names the file."""
+
+
+class NoTrialsError(RecordError):
+    """No finished trial (or none matching a selection) was found under a results folder."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One finished trial folder: its config.json, result.json and epochs.jsonl contents."""
+
+    path: Path  # the trial folder
+    config: dict[str, Any]  # config.json, format-checked
+    result: dict[str, Any]  # result.json, format-checked
+    epochs: list[dict[str, Any]]  # epochs.jsonl rows in file order (empty when the file is absent)
+
+    @property
+    def trial_id(self) -> str:
+        """Trial id from config.json (the folder name when the config lacks one)."""
+        return str(self.config.get("trial_id") or self.path.name)
+
+    @property
+    def experiment(self) -> str:
+        """Experiment name from config.json (the parent folder name when missing)."""
+        return str(self.config.get("experiment") or self.path.parent.name)
+
+    @property
+    def method(self) -> str:
+        """Search/retrain method of the trial."""
+        return str(self.config.get("method", self.result.get("method", "")))
+
+    @property
+    def space(self) -> str:
+        """Search space name of the trial."""
+        return str(self.config.get("space", self.result.get("space", "")))
+
+    @property
+    def status(self) -> str:
+        """result.json status: ok, diverged or interrupted."""
+        return str(self.result["status"])
+
+    @property
+    def key(self) -> str:
+        """'<experiment>/<trial-id>', the form retrain results use in source_trial."""
+        return f"{self.experiment}/{self.trial_id}"
+
+
+@dataclass(frozen=True)
+class TrialSet:
+    """Trials found under a results root, split by status; only `ok` trials enter statistics."""
+
+    root: Path  # the folder that was searched
+    ok: list[Trial] = field(default_factory=list)  # finished with status ok
+    excluded: list[Trial] = field(default_factory=list)  # diverged/interrupted: reported, never averaged
+    unfinished: list[Path] = field(default_factory=list)  # folders with config.json but no result.json
+
+    def summary(self) -> str:
+        """One line saying what was loaded, excluded and skipped."""
+        parts = [f"{len(self.ok)} finished trial(s) under {self.root}"]
+        for status in STATUSES[1:]:
+            names = [t.key for t in self.excluded if t.status == status]
+            if names:
+                parts.append(f"{len(names)} {status} (not averaged: {', '.join(names)})")
+        parts.append(f"skipped {len(self.unfinished)} unfinished (no result.json)")
+        return "; ".join(parts)
+
+    def select(self, **where: Any) -> list[Trial]:
+        """The ok trials whose properties equal every given value (None values are ignored)."""
+        picked = self.ok
+        for name, wanted in where.items():
+            if wanted is not None:
+                picked = [t for t in picked if getattr(t, name) == wanted]
+        return picked
+
+
+def read_json(path: Path, require_format: bool) -> dict[str, Any]:
+    """Load a JSON object; check "format" == 1 (required, or only when present)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RecordError(f"{path}: cannot read JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: expected a JSON object at top level")
+    if (require_format or "format" in data) and data.get("format") != FORMAT:
+        raise RecordError(f"{path}: unsupported record format {data.get('format')!r} (expected {FORMAT})")
+    return data
+
+
+def read_epochs(path: Path) -> list[dict[str, Any]]:
+    """Load epochs.jsonl rows; a missing file gives [] and a bad line an error naming file and line."""
+    if not path.exists():
+        return []
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise RecordError(f"{path}:{lineno}: bad JSON line ({err})") from err
+        if not isinstance(row, dict) or "epoch" not in row:
+            raise RecordError(f"{path}:{lineno}: expected an object with an 'epoch' key")
+        rows.append(row)
+    return rows
+
+
+def find_trial_dirs(root: Path) -> list[Path]:
+    """Folders holding config.json at any depth, skipping names starting with '.' or '_' (scratch)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NoTrialsError(f"results folder {root} does not exist")
+    found = []
+    for cfg in root.rglob("config.json"):
+        rel = cfg.parent.relative_to(root).parts
+        if any(part.startswith((".", "_")) for part in rel):
+            continue
+        found.append(cfg.parent)
+    return sorted(found)
+
+
+def load_trial(folder: Path) -> Trial | None:
+    """Load one trial folder; None when it has no result.json yet (unfinished)."""
+    result_path = folder / "result.json"
+    if not result_path.exists():
+        return None
+    config = read_json(folder / "config.json", require_format=True)
+    result = read_json(result_path, require_format=True)
+    if result.get("status") not in STATUSES:
+        raise RecordError(f"{result_path}: unknown status {result.get('status')!r}; "
+                          f"valid: {', '.join(STATUSES)}")
+    return Trial(folder, config, result, read_epochs(folder / "epochs.jsonl"))
+
+
+def load_trials(root: Path | str) -> TrialSet:
+    """Every trial under root; raises NoTrialsError when none has finished."""
+    root = Path(root)
+    ok, excluded, unfinished = [], [], []
+    for folder in find_trial_dirs(root):
+        trial = load_trial(folder)
+        if trial is None:
+            unfinished.append(folder)
+        elif trial.status == "ok":
+            ok.append(trial)
+        else:
+            excluded.append(trial)
+    if not ok and not excluded:
+        raise NoTrialsError(f"no finished trials (with result.json) under {root}; "
+                            f"{len(unfinished)} unfinished")
+    return TrialSet(root, ok, excluded, unfinished)
+
+
+def read_samples(trial: Trial) -> dict[str, Any]:
+    """samples.json of a trial, checked: op_names a list and every sampled op one of them."""
+    path = trial.path / "samples.json"
+    if not path.exists():
+        raise RecordError(f"{path}: missing (needed for kernel frequencies)")
+    data = read_json(path, require_format=False)
+    names = data.get("op_names")
+    if not isinstance(names, list) or not isinstance(data.get("samples"), list):
+        raise RecordError(f"{path}: needs 'op_names' and 'samples' lists")
+    for i, sample in enumerate(data["samples"]):
+        unknown = sorted(set(sample.get("ops", [])) - set(names))
+        if unknown:
+            raise RecordError(f"{path}: sample {i} uses ops not in op_names: {', '.join(unknown)}")
+    return data
+
+
+def percent_scale(values: Iterable[float]) -> float:
+    """100 when accuracies look like fractions (all <= 1), else 1: CIFAR-10 accuracy never sits below 1%."""
+    vals = [float(v) for v in values if v is not None]
+    return 100.0 if vals and max(vals) <= 1.0 else 1.0
+
+
+def trial_scale(trial: Trial) -> float:
+    """Factor turning this trial's recorded accuracies into percent."""
+    vals = [row.get("valid_acc") for row in trial.epochs]
+    vals.append(trial.result.get("final_valid_acc"))
+    return percent_scale(vals)
+
+
+def epochs_frame(trials: Iterable[Trial]) -> pd.DataFrame:
+    """One row per (trial, epoch): id columns plus every epochs.jsonl field; accuracies in percent."""
+    rows = []
+    for trial in trials:
+        scale = trial_scale(trial)
+        ident = {
+            "trial_id": trial.trial_id, "experiment": trial.experiment, "method": trial.method,
+            "space": trial.space, "seed": trial.config.get("seed"),
+            "budget_label": trial.config.get("budget_label"), "budget_s": trial.config.get("budget_s"),
+            "status": trial.status,
+        }
+        for row in trial.epochs:
+            merged = {**ident, **row}
+            for key in ("valid_acc", "train_acc"):
+                if merged.get(key) is not None:
+                    merged[key] = float(merged[key]) * scale
+            rows.append(merged)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=[*ID_COLUMNS, "epoch"])
+    return frame
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn record errors into click's one-line 'Error: ...' message and exit status 1."""
+    try:
+        yield
+    except RecordError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def output_dir(results: Path, out: Path | None, kind: str) -> Path:
+    """<out or results>/<kind> (kind: figures or tables), created."""
+    folder = Path(out if out is not None else results) / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def provenance_note(trials: Iterable[Trial]) -> str:
+    """Short 'preset / device / data' description gathered from configs, for captions and tables."""
+    presets, devices, data = set(), set(), set()
+    for trial in trials:
+        prov = trial.config.get("provenance", {}) or {}
+        presets.add(str(trial.config.get("preset", "?")))
+        devices.add(str(prov.get("device_name") or prov.get("device") or trial.result.get("device", "?")))
+        data.add(str(prov.get("data_source", "?")))
+    return (f"preset: {', '.join(sorted(presets))}; device: {', '.join(sorted(devices))}; "
+            f"data: {', '.join(sorted(data))}")

@@ -1,0 +1,115 @@
+"""Group statistics and significance tests over trial values (scipy); plain dicts and DataFrames out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+NO_INTERVAL = "n=1: no interval"
+CONFIDENCE = 0.95
+
+
+def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
+    """n, mean, std (ddof=1) and a two-sided t-interval for the mean; NaN spread when n=1."""
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    n = int(arr.size)
+    if n == 0:
+        return {"n": 0, "mean": math.nan, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "note": "n=0: no data"}
+    mean = float(arr.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "note": NO_INTERVAL}
+    std = float(arr.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "note": ""}
+
+
+def group_summary(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
+    """summarize() of `value` for every group of `by`, in first-appearance order of the groups."""
+    rows = []
+    for keys, group in frame.groupby(list(by), sort=False, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        stats = summarize(group[value].dropna().tolist())
+        rows.append({**dict(zip(by, keys, strict=True)), **stats})
+    columns = [*by, "n", "mean", "std", "ci_low", "ci_high", "note"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def welch_test(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Welch t-test of mean(a) vs mean(b): t, df, two-sided p and one-sided p for 'a > b'."""
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    out = {"test": "Welch t-test (unequal variances)", "n_a": int(a_arr.size), "n_b": int(b_arr.size),
+           "mean_diff": float(a_arr.mean() - b_arr.mean()) if a_arr.size and b_arr.size else math.nan,
+           "t": math.nan, "df": math.nan, "p_two_sided": math.nan, "p_one_sided": math.nan, "note": ""}
+    if a_arr.size < 2 or b_arr.size < 2:
+        out["note"] = "needs n>=2 per group"
+        return out
+    if a_arr.std(ddof=1) == 0 and b_arr.std(ddof=1) == 0:
+        out["note"] = "both groups have zero variance: t undefined"
+        return out
+    two = sps.ttest_ind(a_arr, b_arr, equal_var=False)
+    one = sps.ttest_ind(a_arr, b_arr, equal_var=False, alternative="greater")
+    out.update(t=float(two.statistic), df=float(two.df), p_two_sided=float(two.pvalue),
+               p_one_sided=float(one.pvalue))
+    return out
+
+
+def mann_whitney(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mann-Whitney U (non-parametric check): U and one-sided p for 'a tends to exceed b'."""
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    out = {"test": "Mann-Whitney U", "n_a": int(a_arr.size), "n_b": int(b_arr.size),
+           "u": math.nan, "p_two_sided": math.nan, "p_one_sided": math.nan, "note": ""}
+    if a_arr.size < 1 or b_arr.size < 1:
+        out["note"] = "needs n>=1 per group"
+        return out
+    two = sps.mannwhitneyu(a_arr, b_arr, alternative="two-sided")
+    one = sps.mannwhitneyu(a_arr, b_arr, alternative="greater")
+    out.update(u=float(two.statistic), p_two_sided=float(two.pvalue), p_one_sided=float(one.pvalue))
+    if a_arr.size < 4 or b_arr.size < 4:
+        # With 3 vs 3 the smallest attainable one-sided p is 0.05: say so rather than imply power.
+        floor = _min_mw_p(a_arr.size, b_arr.size)
+        out["note"] = f"small samples: smallest attainable one-sided p is {floor:.3g}"
+    return out
+
+
+def _min_mw_p(n_a: int, n_b: int) -> float:
+    """Smallest one-sided exact Mann-Whitney p-value for sample sizes n_a, n_b (no ties)."""
+    return 1.0 / math.comb(n_a + n_b, n_a)
+
+
+def binomial_share(successes: int, trials: int, expected: float) -> dict:
+    """Observed share successes/trials against an expected share: exact binomial test p-values."""
+    if trials <= 0:
+        return {"k": successes, "n": trials, "share": math.nan, "expected": expected,
+                "p_two_sided": math.nan, "p_greater": math.nan, "note": "no choices"}
+    two = sps.binomtest(successes, trials, expected, alternative="two-sided")
+    greater = sps.binomtest(successes, trials, expected, alternative="greater")
+    ci = two.proportion_ci(confidence_level=CONFIDENCE)
+    return {"k": successes, "n": trials, "share": successes / trials, "expected": expected,
+            "ci_low": float(ci.low), "ci_high": float(ci.high),
+            "p_two_sided": float(two.pvalue), "p_greater": float(greater.pvalue), "note": ""}
+
+
+def one_sample_t(values: Sequence[float], expected: float) -> dict:
+    """Two-sided one-sample t-test of mean(values) against `expected` (the per-trial check)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size < 2:
+        return {"n": int(arr.size), "t": math.nan, "p_two_sided": math.nan, "note": "needs n>=2"}
+    if arr.std(ddof=1) == 0:
+        return {"n": int(arr.size), "t": math.nan, "p_two_sided": math.nan, "note": "zero variance"}
+    res = sps.ttest_1samp(arr, expected)
+    return {"n": int(arr.size), "t": float(res.statistic), "p_two_sided": float(res.pvalue), "note": ""}
+
+
+def format_mean_std(stats: dict, digits: int = 2) -> str:
+    """'mean ± std (n=k)', or 'mean (n=1: no interval)' when there is a single value."""
+    if stats["n"] == 0:
+        return "no data"
+    if stats["n"] == 1:
+        return f"{stats['mean']:.{digits}f} ({NO_INTERVAL})"
+    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} (n={stats['n']})"

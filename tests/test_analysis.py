@@ -1,0 +1,280 @@
+"""Tests of the analysis package on synthetic trial folders written per the records contract."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import stats as sps
+
+from analysis import curves, kernel_freq, stats, table1
+from analysis.__main__ import cli
+from analysis.records import NoTrialsError, RecordError, epochs_frame, load_trials
+
+ORIGINAL = ["conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool3x3"]
+EXTENDED = ORIGINAL + ["conv1x1", "conv1x3", "conv3x1", "conv1x5", "conv5x1", "conv1x7", "conv7x1",
+                       "conv2x2", "conv4x4", "conv3x5", "conv5x3", "conv7x7"]
+NUM_OPS = {"original": 6, "extended": 18, "narrow": 7, "superkernel": 81}
+
+
+def write_trial(root: Path, experiment: str, trial_id: str, method: str, space: str, seed: int,
+                valid: list[float], *, finished: bool = True, status: str = "ok", result_fmt: int | None = 1,
+                budget_s: float | None = None, budget_label: str | None = None, extra: dict | None = None,
+                epoch_extra: dict | None = None, samples: list[list[str]] | None = None) -> Path:
+    """Write one trial folder: config.json, epochs.jsonl (valid accuracy per epoch), result.json, samples."""
+    folder = root / experiment / trial_id
+    folder.mkdir(parents=True)
+    config = {"trial_id": trial_id, "experiment": experiment, "method": method, "space": space, "seed": seed,
+              "preset": "smoke", "budget_s": budget_s, "budget_label": budget_label, "config": {},
+              "provenance": {"device": "cpu", "device_name": "test-cpu", "data_source": "synthetic"},
+              "format": 1}
+    (folder / "config.json").write_text(json.dumps(config))
+    lines = []
+    for epoch, acc in enumerate(valid):
+        row = {"epoch": epoch, "epoch_s": 1.0, "wall_s": epoch + 1.0, "train_loss": 2.0 - 0.1 * epoch,
+               "train_acc": acc, "valid_acc": acc, "lr": 0.05, **(epoch_extra or {})}
+        lines.append(json.dumps(row))
+    (folder / "epochs.jsonl").write_text("\n".join(lines) + "\n")
+    if samples is not None:
+        doc = {"space": space, "op_names": EXTENDED if space == "extended" else ORIGINAL,
+               "samples": [{"ops": ops, "skips": [[0] * i for i in range(len(ops))]} for ops in samples]}
+        (folder / "samples.json").write_text(json.dumps(doc))
+    if finished:
+        result = {"format": result_fmt, "status": status, "trial_id": trial_id, "method": method,
+                  "space": space, "seed": seed, "epochs": len(valid), "final_valid_acc": valid[-1],
+                  "best_valid_acc": max(valid),
+                  "search_s": 7200.0, "gpu_days": None, "device": "cpu", "params": 1_500_000,
+                  "num_ops": NUM_OPS[space], "budget_s": budget_s,
+                  "diverged_epoch": None, **(extra or {})}
+        if result_fmt is None:
+            del result["format"]
+        (folder / "result.json").write_text(json.dumps(result))
+    return folder
+
+
+def fig2_records(root: Path, orig_finals: list[float], ext_finals: list[float]) -> None:
+    """ENAS original/extended trials whose 3-epoch curves end at the given final accuracies."""
+    for seed, final in enumerate(orig_finals):
+        write_trial(root, "fig2", f"enas-original-s{seed}", "enas", "original", seed,
+                    [final - 0.2, final - 0.1, final])
+    for seed, final in enumerate(ext_finals):
+        write_trial(root, "fig2", f"enas-extended-s{seed}", "enas", "extended", seed,
+                    [final - 0.2, final - 0.1, final])
+
+
+def test_kernel_frequencies_counted_exactly(tmp_path: Path) -> None:
+    write_trial(tmp_path, "fig4", "enas-extended-s0", "enas", "extended", 0, [0.5],
+                samples=[["conv3x3", "conv1x7", "conv1x7"], ["conv7x1", "conv3x3", "maxpool3x3"]])
+    write_trial(tmp_path, "fig4", "enas-extended-s1", "enas", "extended", 1, [0.5],
+                samples=[["conv1x7", "conv2x2", "conv2x2"], ["conv2x2", "sep3x3", "conv1x7"]])
+    write_trial(tmp_path, "fig2", "enas-original-s0", "enas", "original", 0, [0.5], samples=[["conv3x3"] * 3])
+    kernel_freq.run_kernel_freq(tmp_path, None, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "figures" / "fig4_kernel_freq.csv", index_col="op")
+    assert list(table.index) == EXTENDED
+    trial_cols = ["fig4/enas-extended-s0", "fig4/enas-extended-s1"]
+    assert list(table.columns) == ["original", *trial_cols, "total", "share_pct"]
+    s0, s1 = table["fig4/enas-extended-s0"], table["fig4/enas-extended-s1"]
+    assert (s0["conv3x3"], s0["conv1x7"], s0["conv7x1"], s0["maxpool3x3"], s0.sum()) == (2, 2, 1, 1, 6)
+    assert (s1["conv1x7"], s1["conv2x2"], s1["sep3x3"], s1.sum()) == (2, 3, 1, 6)
+    assert table.loc["conv1x7", "total"] == 4 and table.loc["conv2x2", "total"] == 3
+    assert table["total"].sum() == 12 and table.loc["conv5x5", "total"] == 0
+    assert table.loc["conv2x2", "share_pct"] == pytest.approx(25.0)
+    assert table["original"].tolist() == [True] * 6 + [False] * 12
+    assert (tmp_path / "out" / "figures" / "fig4_kernel_freq.png").stat().st_size > 5000
+    result = kernel_freq.added_share_tests(kernel_freq.count_ops(
+        kernel_freq.select_trials(load_trials(tmp_path), "fig4")))
+    added = 8  # conv1x7 x4, conv7x1, conv2x2 x3
+    assert result["pooled"]["k"] == added and result["pooled"]["expected"] == pytest.approx(12 / 18)
+    assert result["pooled"]["p_two_sided"] == pytest.approx(sps.binomtest(added, 12, 12 / 18).pvalue)
+    assert result["per_trial"] == {"fig4/enas-extended-s0": pytest.approx(3 / 6),
+                                   "fig4/enas-extended-s1": pytest.approx(5 / 6)}
+
+
+def test_kernel_freq_rejects_unknown_op(tmp_path: Path) -> None:
+    write_trial(tmp_path, "fig4", "enas-extended-s0", "enas", "extended", 0, [0.5], samples=[["conv9x9"]])
+    with pytest.raises(RecordError, match="samples.json.*conv9x9"):
+        kernel_freq.run_kernel_freq(tmp_path, None, tmp_path / "out")
+
+
+def test_curve_bands_match_numpy_and_scipy(tmp_path: Path) -> None:
+    orig = [[0.50, 0.60, 0.62], [0.52, 0.58, 0.66], [0.47, 0.61, 0.65]]
+    for seed, vals in enumerate(orig):
+        write_trial(tmp_path, "fig2", f"enas-original-s{seed}", "enas", "original", seed, vals)
+    write_trial(tmp_path, "fig2", "enas-extended-s0", "enas", "extended", 0, [0.55, 0.65, 0.70])
+    curves.run_curves(tmp_path, "fig2", tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "figures" / "fig2_curves.csv")
+    assert list(table.columns) == ["label", "metric", "epoch", "n", "mean", "std", "ci_low", "ci_high"]
+    got = table[table["label"] == "ENAS original"].sort_values("epoch")
+    values = 100 * np.array(orig)  # recorded as fractions, reported in percent
+    mean, std = values.mean(axis=0), values.std(axis=0, ddof=1)
+    half = sps.t.ppf(0.975, 2) * std / np.sqrt(3)
+    np.testing.assert_allclose(got["mean"], mean)
+    np.testing.assert_allclose(got["std"], std)
+    np.testing.assert_allclose(got["ci_low"], mean - half)
+    np.testing.assert_allclose(got["ci_high"], mean + half)
+    assert got["n"].tolist() == [3, 3, 3]
+    single = table[table["label"] == "ENAS extended"]
+    assert single["n"].tolist() == [1, 1, 1] and single["std"].isna().all() and single["ci_low"].isna().all()
+    assert (tmp_path / "out" / "figures" / "fig2_curves.png").stat().st_size > 5000
+
+
+def test_fig2_reproduced_when_extended_clearly_better(tmp_path: Path) -> None:
+    fig2_records(tmp_path, [0.70, 0.71, 0.69], [0.80, 0.81, 0.82])
+    result = runner_ok(["curves", str(tmp_path), "--figure", "fig2"])
+    assert "Paper's claim (extended above original by ~10 points) REPRODUCED at this scale" in result.output
+    doc = json.loads((tmp_path / "figures" / "fig2_test.json").read_text())
+    assert doc["verdict"] == "REPRODUCED" and doc["welch"]["p_one_sided"] < 0.01
+    assert doc["mean_diff_points"] == pytest.approx(11.0)
+    assert doc["extended_above_at_every_epoch"] is True and doc["epochs_above"] == doc["epochs_compared"] == 3
+    expected = sps.ttest_ind([81.0, 80.0, 82.0], [70.0, 71.0, 69.0], equal_var=False, alternative="greater")
+    assert doc["welch"]["p_one_sided"] == pytest.approx(expected.pvalue)
+
+
+def test_fig2_not_reproduced_when_extended_not_better(tmp_path: Path) -> None:
+    fig2_records(tmp_path, [0.70, 0.75, 0.69], [0.70, 0.66, 0.73])
+    result = runner_ok(["curves", str(tmp_path), "--figure", "fig2"])
+    assert "NOT REPRODUCED at this scale" in result.output
+    doc = json.loads((tmp_path / "figures" / "fig2_test.json").read_text())
+    assert doc["verdict"] == "NOT REPRODUCED" and doc["extended_above_at_every_epoch"] is False
+
+
+def test_fig2_single_seed_cannot_be_tested(tmp_path: Path) -> None:
+    fig2_records(tmp_path, [0.70], [0.90, 0.91])
+    result = runner_ok(["curves", str(tmp_path), "--figure", "fig2"])
+    assert "cannot be tested (n<2)" in result.output
+    assert "n=1: no interval" in result.output
+    doc = json.loads((tmp_path / "figures" / "fig2_test.json").read_text())
+    assert doc["original"]["std"] is None and doc["welch"]["p_one_sided"] is None
+
+
+def test_unfinished_skipped_and_diverged_not_averaged(tmp_path: Path) -> None:
+    fig2_records(tmp_path, [0.70, 0.72], [0.80, 0.82])
+    write_trial(tmp_path, "fig2", "enas-original-s9", "enas", "original", 9, [0.1, 0.1, 0.1], finished=False)
+    write_trial(tmp_path, "fig2", "enas-extended-s9", "enas", "extended", 9, [0.1, 0.1, 0.1],
+                status="diverged")
+    trials = load_trials(tmp_path)
+    assert len(trials.ok) == 4 and len(trials.unfinished) == 1
+    assert [t.trial_id for t in trials.excluded] == ["enas-extended-s9"]
+    summary = trials.summary()
+    assert "skipped 1 unfinished" in summary and "1 diverged (not averaged: fig2/enas-extended-s9)" in summary
+    curves.run_curves(tmp_path, "fig2", tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "figures" / "fig2_curves.csv")
+    final = table[table["epoch"] == 2].set_index("label")
+    assert final.loc["ENAS original", "n"] == 2 and final.loc["ENAS original", "mean"] == pytest.approx(71.0)
+    assert final.loc["ENAS extended", "n"] == 2 and final.loc["ENAS extended", "mean"] == pytest.approx(81.0)
+
+
+def test_epochs_frame_columns(tmp_path: Path) -> None:
+    write_trial(tmp_path, "fig5", "nasib-superkernel-b2h-s0", "nasib", "superkernel", 0, [0.3, 0.4],
+                budget_s=7200.0, budget_label="2h", epoch_extra={"p_explore": 0.5})
+    frame = epochs_frame(load_trials(tmp_path).ok)
+    for col in ("trial_id", "experiment", "method", "space", "seed", "budget_label", "epoch",
+                "epoch_s", "wall_s", "train_loss", "train_acc", "valid_acc", "lr", "p_explore"):
+        assert col in frame.columns
+    assert len(frame) == 2 and frame["budget_label"].tolist() == ["2h", "2h"]
+
+
+@pytest.mark.parametrize("fmt", [2, None])
+def test_wrong_format_names_the_file(tmp_path: Path, fmt: int | None) -> None:
+    folder = write_trial(tmp_path, "fig2", "enas-original-s0", "enas", "original", 0, [0.5], result_fmt=fmt)
+    with pytest.raises(RecordError, match=str(folder / "result.json")):
+        load_trials(tmp_path)
+    result = CliRunner().invoke(cli, ["curves", str(tmp_path), "--figure", "fig2"])
+    assert result.exit_code != 0 and "result.json" in result.output and "format" in result.output
+
+
+@pytest.mark.parametrize("args", [["curves", "{root}", "--figure", "fig3"], ["kernel-freq", "{root}"],
+                                  ["table1", "{root}"], ["all", "{root}"]])
+def test_empty_folder_exits_nonzero(tmp_path: Path, args: list[str]) -> None:
+    write_trial(tmp_path, "fig2", "enas-original-s0", "enas", "original", 0, [0.5], finished=False)
+    result = CliRunner().invoke(cli, [a.format(root=tmp_path) for a in args])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no finished trials") and result.output.count("\n") == 1
+    with pytest.raises(NoTrialsError):
+        load_trials(tmp_path / "missing")
+
+
+def test_fig3_labels_and_fig5_budget_order(tmp_path: Path) -> None:
+    specs = [("enas", "original"), ("nasib", "narrow"), ("nasib", "superkernel"), ("darts", "narrow"),
+             ("snas", "narrow"), ("random", "narrow")]
+    for method, space in specs:
+        write_trial(tmp_path, "fig3", f"{method}-{space}-s0", method, space, 0, [0.4, 0.5])
+    for label, budget in (("8h", 28800.0), ("2h", 7200.0)):
+        write_trial(tmp_path, "fig5", f"nasib-superkernel-b{label}-s0", "nasib", "superkernel", 0, [0.4, 0.6],
+                    budget_s=budget, budget_label=label, epoch_extra={"p_explore": 0.5})
+    groups = curves.figure_groups(load_trials(tmp_path), "fig3", "fig3")
+    assert sorted(label for label, _ in groups) == sorted(
+        ["ENAS", "NASIB-1 (narrow)", "NASIB-2 (superkernel)", "DARTS", "SNAS", "random"])
+    curves.run_curves(tmp_path, "fig5", tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "figures" / "fig5_curves.csv")
+    assert table["label"].unique().tolist() == ["2h", "8h"]
+    assert set(table["metric"]) == {"valid_acc", "train_loss", "p_explore"}
+    loss = table[(table["metric"] == "train_loss") & (table["label"] == "2h")]
+    assert loss["mean"].tolist() == pytest.approx([2.0, 1.9])
+    assert (tmp_path / "out" / "figures" / "fig5_curves.png").stat().st_size > 5000
+
+
+def test_table1_paper_and_measured_rows(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        write_trial(tmp_path, "table1", f"nasib-superkernel-s{seed}", "nasib", "superkernel", seed, [0.5])
+        extra = {"source_trial": f"table1/nasib-superkernel-s{seed}", "source_method": "nasib",
+                 "source_space": "superkernel", "test_acc": 0.9, "test_error": [4.0, 5.0][seed],
+                 "params": [2_000_000, 3_000_000][seed]}
+        write_trial(tmp_path, "table1", f"retrain-nasib-superkernel-s{seed}", "retrain", "superkernel", seed,
+                    [0.9], extra=extra)
+    table1.run_table1(tmp_path, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "tables" / "table1.csv", dtype=str).set_index("network")
+    paper = json.loads(table1.PAPER_PATH.read_text())["rows"]
+    assert len(paper) == 11 and all(r["source"] == "NASIB paper, Table 1" for r in paper)
+    assert table.loc["NASIB", "params_m"] == "6.71" and table.loc["NASIB", "test_error"] == "3.57"
+    assert table.loc["ENAS (Pham et al. (2018))", "search_cost"] == "0.45"
+    row = table.loc["NASIB-2"]
+    assert float(row["params_m"]) == pytest.approx(2.5) and float(row["test_error"]) == pytest.approx(4.5)
+    assert float(row["test_error_std"]) == pytest.approx(np.std([4.0, 5.0], ddof=1))
+    assert row["num_ops"] == "81" and float(row["search_cost"]) == pytest.approx(2.0)
+    assert row["search_unit"] == "hours (CPU)" and (row["n_search"], row["n_retrain"]) == ("2", "2")
+    for name in ("ENAS", "ENAS-extended", "NASIB-1"):
+        cells = table.loc[name, ["params_m", "test_error", "num_ops", "search_cost"]].tolist()
+        assert cells == ["not run"] * 4
+    markdown = (tmp_path / "out" / "tables" / "table1.md").read_text()
+    row_md = "| measured | NASIB-2 | CIFAR-10 | 2.5 | 4.50 ± 0.71 | 81 | 2 h (CPU) | search 2, retrain 2 |"
+    assert row_md in markdown
+    assert "preset: smoke; device: test-cpu; data: synthetic" in markdown
+
+
+def test_stats_single_value_and_tests() -> None:
+    one = stats.summarize([3.0])
+    assert one["n"] == 1 and math.isnan(one["std"]) and one["note"] == "n=1: no interval"
+    assert stats.format_mean_std(one) == "3.00 (n=1: no interval)"
+    welch = stats.welch_test([1.0], [2.0, 3.0])
+    assert math.isnan(welch["p_one_sided"]) and "n>=2" in welch["note"]
+    mw = stats.mann_whitney([5.0, 6.0, 7.0], [1.0, 2.0, 3.0])
+    assert mw["p_one_sided"] == pytest.approx(0.05) and "0.05" in mw["note"]
+
+
+def test_all_command_skips_missing_figures(tmp_path: Path) -> None:
+    fig2_records(tmp_path, [0.70, 0.71], [0.80, 0.81])
+    result = runner_ok(["all", str(tmp_path)])
+    assert "fig4: skipped" in result.output and "fig5: skipped" in result.output
+    assert (tmp_path / "figures" / "fig2_curves.csv").exists()
+    assert (tmp_path / "tables" / "table1.md").exists()
+
+
+def runner_ok(args: list[str]):
+    """Invoke the analysis CLI and assert success, showing the output when it fails."""
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_analysis_never_imports_torch() -> None:
+    code = ("import sys, analysis.__main__, analysis.curves, analysis.kernel_freq, analysis.table1; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
