@@ -14,10 +14,14 @@ is the measured time times a safety factor. After each epoch it re-estimates fro
 measured times (max of the last epoch and the mean of recent ones, so a slow-down is
 felt at once) and re-plans the remaining epochs, continuing geometrically from the
 current p so the (new) last epoch still gets exactly k and p never increases.
+An epoch is charged the larger of the time the caller measured and the planner's clock
+since the previous epoch ended, so evaluation and checkpoints between epochs count too.
 
-Guarantee: the search ends inside the budget as long as no single epoch runs longer
+Guarantees. The search ends inside the budget as long as no single epoch runs longer
 than the current estimate plus the reserve; the search loop may also poll `time_up`
-to cut an epoch short.
+to cut an epoch short. Every plan ends at p = k, but a slow-down beyond the safety
+factor can remove epochs that were planned after the current one: the search then
+ends early, at the p it had reached (p never rises, and the budget wins over k).
 
 Reserve. By default max(1% of the budget, 1 s) is held back for the end of the search
 (argmax derivation, sampling architectures, writing records and a final checkpoint):
@@ -117,12 +121,13 @@ class BudgetConfig:
 
     budget_s: float  # total search seconds, the timing run included
     k: float = 0.1  # exploration probability of the last epoch, in (0, 1)
-    reserve_s: float | None = None  # seconds kept for derive/writing at the end; None: max(1% budget, 1 s)
+    reserve_s: float | None = None  # seconds kept for the end of the search; None: max(1% budget, 1 s)
     safety: float = 1.1  # multiplier on the epoch-time estimate (>= 1) to absorb jitter
     window: int = 3  # recent epochs averaged in the estimate
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.budget_s, (int, float)) and math.isfinite(self.budget_s) and self.budget_s > 0):
+        budget = self.budget_s
+        if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
             raise BudgetError(f"budget_s must be a finite number of seconds > 0, got {self.budget_s!r}")
         _check_k(self.k)
         if self.reserve_s is not None and not (math.isfinite(self.reserve_s) and self.reserve_s >= 0):
@@ -266,7 +271,11 @@ class FixedSchedule(_EpochPlan):
 
 
 class BudgetPlanner(_EpochPlan):
-    """Fits epochs into a wall-clock budget and re-plans them from measured epoch times."""
+    """Fits epochs into a wall-clock budget and re-plans them from measured epoch times.
+
+    `clock` returns seconds (a fake one in tests); `used_s` is time spent before this
+    planner existed that the budget must still pay for (e.g. a separately timed run).
+    """
 
     def __init__(self, config: BudgetConfig, clock: Callable[[], float] = time.monotonic,
                  used_s: float = 0.0) -> None:
@@ -302,7 +311,7 @@ class BudgetPlanner(_EpochPlan):
         """How many more epochs fit before the reserve."""
         room = (self.config.budget_s - self.used_s - self.config.reserve) / self.estimate_s()
         # The tiny slack keeps a budget of exactly min_budget() from rounding down to zero.
-        return int(min(max(math.floor(room + 1e-9), 0), MAX_EPOCHS))
+        return math.floor(min(max(room + 1e-9, 0.0), MAX_EPOCHS))
 
     def _too_small(self) -> BudgetTooSmall:
         """The error for a budget that holds no epoch, with the smallest one that would."""
@@ -321,7 +330,7 @@ class BudgetPlanner(_EpochPlan):
             if more < 1:
                 raise self._too_small()
             self._schedule = exploration_schedule(more, self.k)
-        else:
+        elif more != self.planned_epochs - done:  # an unchanged count keeps the plan as it is
             self._schedule = self._schedule[:done] + _geometric(self._schedule[done - 1], self.k, more)
 
     def start(self, measured_epoch_s: float) -> None:

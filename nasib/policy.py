@@ -73,7 +73,8 @@ class Sampler:
     def _logits(self, alphas: Tensor, p1: bool | Tensor) -> Tensor:
         """P1 logits -freq where `p1` holds, P2 logits alpha/lambda elsewhere."""
         if alphas.shape != self.freq.shape:
-            raise ValueError(f"alphas have shape {tuple(alphas.shape)}, sampler expects {tuple(self.freq.shape)}")
+            raise ValueError(f"alphas have shape {tuple(alphas.shape)}; the sampler expects "
+                             f"{tuple(self.freq.shape)}")
         if self.freq.device != alphas.device:
             self.freq = self.freq.to(alphas.device)
         p2 = alphas.detach().to(self.freq.dtype) / self.config.lam
@@ -109,7 +110,8 @@ class Sampler:
         """Restore counts saved by `state_dict`."""
         freq = torch.as_tensor(state["freq"])
         if freq.shape != self.freq.shape:
-            raise ValueError(f"saved freq has shape {tuple(freq.shape)}, sampler has {tuple(self.freq.shape)}")
+            raise ValueError(f"saved freq has shape {tuple(freq.shape)}; "
+                             f"the sampler has {tuple(self.freq.shape)}")
         self.freq = freq.to(device=self.freq.device, dtype=self.freq.dtype).clone()
 
 
@@ -166,7 +168,8 @@ class SparseMomentumSGD:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore state saved by `state_dict`."""
         if tuple(state["buf"].shape) != tuple(self.buf.shape):
-            raise ValueError(f"saved buffer shape {tuple(state['buf'].shape)} != alphas {tuple(self.buf.shape)}")
+            saved = tuple(state["buf"].shape)
+            raise ValueError(f"saved buffer shape {saved} != alphas shape {tuple(self.buf.shape)}")
         self.lr, self.momentum = float(state["lr"]), float(state["momentum"])
         self.buf = state["buf"].to(device=self.alphas.device, dtype=self.alphas.dtype).clone()
 
