@@ -1,0 +1,99 @@
+"""How a one-shot search picks and weights the ops of each mixed layer: a small registry.
+
+A strategy owns the architecture state (alphas, sampling counts) and answers four
+questions for the shared loop in `nasib.search`: which ops a weight step runs, how an
+alpha step updates the architecture (if at all), which network the per-epoch validation
+accuracy measures, and which architecture the search finally derives.
+
+Implemented: `nasib` (P1/P2 policy, two-path alpha step) and `random` (uniform pairs,
+no alphas, best-of-samples derivation). Planned, not implemented yet: `darts`, `snas`.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from nasib.presets import NasibSearchConfig
+
+# name -> "module:class"; imported lazily so a registry lookup never builds torch state.
+_IMPLEMENTED = {"nasib": "nasib.strategies.two_path:TwoPathStrategy",
+                "random": "nasib.strategies.uniform:UniformStrategy"}
+PLANNED = ("darts", "snas")
+STRATEGY_NAMES = tuple(_IMPLEMENTED) + PLANNED
+
+Ops = list[list[int]]  # per layer, the indices of the ops a forward runs
+
+
+class StrategyNotImplemented(ValueError):
+    """A strategy the kit knows about but does not implement yet."""
+
+
+class Strategy(ABC):
+    """What the search loop asks of a strategy; built with (op_names, cfg, device)."""
+
+    name: str = ""  # registry name, also the "method" of the trial records
+    trains_alphas: bool = False  # whether the loop interleaves alpha steps on the held-out split
+    finish_passes: int = 0  # full held-out passes `derive` needs (charged to the budget's reserve)
+
+    def __init__(self, op_names: tuple[str, ...], cfg: NasibSearchConfig, device: torch.device):
+        self.op_names = tuple(op_names)
+        self.layers = cfg.layers
+        self.device = device
+
+    @abstractmethod
+    def weight_ops(self, p_explore: float, generator: torch.Generator) -> Ops:
+        """The ops of one weight step (summed by the supernet)."""
+
+    def alpha_step(self, model: nn.Module, x: Tensor, y: Tensor, p_explore: float,
+                   generator: torch.Generator) -> None:
+        """One architecture update on a held-out batch (only when `trains_alphas`)."""
+        raise NotImplementedError(f"strategy {self.name!r} has no alpha step")
+
+    def set_alpha_lr(self, lr: float) -> None:  # noqa: B027 - optional hook: strategies without alphas ignore it
+        """Set the architecture learning rate (no-op without alphas)."""
+
+    @abstractmethod
+    def eval_ops(self, generator: torch.Generator) -> tuple[Ops, Tensor | None]:
+        """The network one validation batch measures: ops and their weights (None = summed)."""
+
+    @abstractmethod
+    def epoch_fields(self) -> dict[str, Any]:
+        """Per-epoch record fields (python scalars; one host sync); resets per-epoch counters."""
+
+    @abstractmethod
+    def samples(self, count: int, generator: torch.Generator) -> list[list[int]]:
+        """`count` architectures (one op index per layer) sampled at the end of the search."""
+
+    @abstractmethod
+    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float]) -> list[int]:
+        """The final architecture, one op index per layer; `score` rates one on the held-out split."""
+
+    def alphas_record(self) -> dict[str, Any] | None:
+        """The content of alphas.json, or None when the strategy has no alphas."""
+        return None
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable state."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()` output."""
+
+
+def get_strategy(name: str) -> type[Strategy]:
+    """The strategy class registered as `name`; fails with the valid names."""
+    if name in PLANNED:
+        raise StrategyNotImplemented(f"strategy {name!r} is not implemented yet (planned; see README); "
+                                     f"implemented: {', '.join(_IMPLEMENTED)}")
+    if name not in _IMPLEMENTED:
+        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(_IMPLEMENTED)} "
+                         f"(planned, not implemented yet: {', '.join(PLANNED)})")
+    module, cls = _IMPLEMENTED[name].split(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,85 @@
+"""NASIB search speed and budget fidelity.
+
+`run` times the search's own steps (`nasib.search.NasibSearch.measure`: warm-up, then timed
+weight steps, alpha steps, evaluation batches and one checkpoint serialisation, each
+synced on both ends) for both spaces on synthetic uint8 images, and projects an epoch for
+the preset's split sizes exactly as a budgeted search plans its first epoch:
+train_batches * weight step + held-out batches * alpha step + eval batches * eval batch
++ checkpoint.
+
+`budget_fidelity` runs real budgeted searches on a synthetic CIFAR-10 stand-in and
+reports how much of each budget was used (the kit promises used / budget <= 1).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nasib.data import DataConfig
+from nasib.loop import RunSpec
+from nasib.ops import count_params
+from nasib.presets import preset as get_preset
+from nasib.records import Trial
+from nasib.runtime import resolve_device, seed_everything
+from nasib.search import CIFAR_TRAIN, NasibSearch, batch_counts, search_trial, synthetic_splits
+from nasib.synthetic import write_fake_cifar
+
+SPACES = ("narrow", "superkernel")
+
+
+def _space_timing(preset: str, space: str, dev: torch.device) -> dict:
+    """Step timings and the projected epoch of one space."""
+    cfg = get_preset(preset, space)
+    n_valid = cfg.data.valid_size
+    n_train = min(cfg.data.train_size or CIFAR_TRAIN, CIFAR_TRAIN - n_valid)
+    small = 2 * max(cfg.batch_size, cfg.eval_batch_size)  # batches are cycled; sizes only set the counts
+    search = NasibSearch(cfg, synthetic_splits(small, small), dev, seed=0)
+    counts = batch_counts(n_train, n_valid, cfg)
+    t = search.measure(counts)
+    return {"num_ops": len(search.op_names), "supernet_params": count_params(search.model),
+            "layers": cfg.layers, "channels": cfg.channels, "batch_size": cfg.batch_size,
+            "warmup_steps": -(-len(search.op_names) // 2) if cfg.warmup_steps is None else cfg.warmup_steps,
+            "timed_steps": cfg.measure_steps, "ms_per_weight_step": 1000 * t["weight_s"],
+            "ms_per_alpha_step": 1000 * t["alpha_s"], "ms_per_eval_batch": 1000 * t["eval_s"],
+            "checkpoint_s": t["checkpoint_s"], "train_batches": counts["train"],
+            "alpha_batches": counts["valid"], "eval_batches": counts["eval"],
+            "projected_epoch_s": t["epoch_s"]}
+
+
+def run(device: str = "auto", preset: str = "quick") -> dict:
+    """Time the NASIB search steps of `preset` on `device` for both spaces."""
+    dev = resolve_device(device)
+    seed_everything(0, deterministic=False)
+    spaces = {space: _space_timing(preset, space, dev) for space in SPACES}
+    return {"bench": "nasib_search", "preset": preset, "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "torch": torch.__version__, "spaces": spaces}
+
+
+def budget_fidelity(device: str = "auto", budgets: list[float] | None = None, preset: str = "smoke",
+                    space: str = "superkernel") -> list[dict]:
+    """Run one budgeted search per budget (seconds) on synthetic data; report used / budget."""
+    base = get_preset(preset, space).data
+    n_train = (base.train_size or CIFAR_TRAIN - base.valid_size) + base.valid_size
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nasib-fidelity-") as tmp:
+        root = write_fake_cifar(Path(tmp) / "data", n_train=n_train, n_test=100)
+        for i, budget in enumerate(budgets or [30.0, 60.0]):
+            spec = RunSpec(out=Path(tmp) / f"b{i}", seed=0, device=device,
+                           data=DataConfig(data_dir=str(root)), force=True)
+            t0 = time.perf_counter()
+            result = search_trial(spec, space, preset, {"budget": f"{budget}s"})
+            wall = time.perf_counter() - t0
+            epochs = Trial(spec.out).read_epochs()
+            rows.append({"budget_s": budget, "used_s": result["budget_used_s"], "wall_s": wall,
+                         "used_ratio": result["budget_used_s"] / budget, "wall_ratio": wall / budget,
+                         "status": result["status"], "epochs": result["epochs"],
+                         "planned_after_first_epoch": epochs[0]["planned_epochs"] if epochs else None,
+                         "measured_epoch_s": result.get("measured_epoch_s"),
+                         "mean_epoch_s": sum(e["epoch_s"] for e in epochs) / max(len(epochs), 1),
+                         "cut_short": any(e.get("cut_short") for e in epochs),
+                         "preset": preset, "space": space, "device": result.get("device")})
+    return rows

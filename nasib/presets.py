@@ -1,0 +1,144 @@
+"""NASIB search settings: one frozen config, three presets (smoke, quick, paper), strict overrides.
+
+Weight training follows the ENAS macro child (SGD with Nesterov momentum 0.9, lr 0.05 ->
+0.0005, weight decay 5e-4, gradient clipping at 5, pad-crop + flip, batch 128) so that
+NASIB and ENAS are compared on equal terms; the one change is a single cosine over the
+planned epochs instead of ENAS's warm restarts, because a budgeted search must anneal
+by its (re-planned) end, wherever that falls. Alphas follow the paper: SGD momentum 0.9,
+cosine from 0.01.
+
+Width: 36 channels at the stem (ENAS's width), doubling at the three reductions, gives a
+derived network of about 3.1M parameters when every layer is a dense 3x3 (fewer with
+separable or pooling ops) - the few-million range of the paper's Table 1 (NASIB: 6.71M).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from nasib.budget import parse_budget
+from nasib.config import deep_merge, from_dict
+from nasib.data import AugmentConfig, DataConfig
+from nasib.spaces import SPACE_NAMES, get_space
+from nasib.strategies import get_strategy
+
+PRESETS = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class NasibSearchConfig:
+    """Everything a NASIB-style one-shot search needs, besides where and with which seed it runs."""
+
+    space: str = "superkernel"  # "narrow" (NASIB-1, 7 ops), "superkernel" (NASIB-2), original, extended
+    m: int = 9  # superkernel side: every i x j kernel with i, j <= m (m*m ops)
+    K: int = 9  # superkernel kernels with i*j > K are depthwise-separable, the others dense
+    layers: int = 12  # searched layers; 3 factorized reductions split them into 4 stages
+    channels: int = 36  # stem width; doubles at every reduction (36 -> 288)
+    batch_size: int = 128  # images per weight step and per alpha step
+    lr_max: float = 0.05  # weight SGD learning rate at the start of the cosine
+    lr_min: float = 0.0005  # weight SGD learning rate at the end of the planned epochs
+    momentum: float = 0.9  # weight SGD momentum (Nesterov, as ENAS's child)
+    weight_decay: float = 5e-4  # L2 weight decay on the supernet weights
+    grad_clip: float = 5.0  # max global gradient norm of a weight step
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # weight-step augmentation (pad-crop, flip)
+    alpha_lr: float = 0.01  # alpha SGD learning rate at the start of its cosine (the paper's 0.01)
+    alpha_lr_min: float = 0.0  # alpha learning rate at the end of the planned epochs
+    alpha_momentum: float = 0.9  # alpha SGD momentum (sparse: only sampled entries move)
+    lam: float = 0.1  # P2 temperature lambda: softmax(alpha / lambda); low = exploit
+    k: float = 0.1  # exploration probability p of the last epoch (p_0 = 1)
+    priors: dict[str, float] = field(default_factory=dict)  # initial alpha per named op (others 0)
+    strategy: str = "nasib"  # nasib or random (darts and snas are planned)
+    epochs: int | None = None  # fixed number of epochs (bypasses the budget); exactly one of epochs/budget
+    budget: str | None = "2h"  # wall-clock budget such as "90s", "45m", "2h", "1.5d"
+    num_samples: int = 50  # architectures sampled into samples.json at the end
+    eval_batch_size: int = 256  # batch of the per-epoch validation pass (no gradients)
+    warmup_steps: int | None = None  # untimed steps before timing; None: ceil(ops/2), so every op has run
+    measure_steps: int = 20  # timed weight and alpha steps that estimate an epoch
+    data: DataConfig = field(default_factory=DataConfig)  # CIFAR-10 location and split sizes
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @property
+    def budget_s(self) -> float | None:
+        """The budget in seconds, or None in fixed-epochs mode."""
+        return None if self.budget is None else parse_budget(self.budget)
+
+    def op_names(self) -> tuple[str, ...]:
+        """The candidate ops of the configured space."""
+        return get_space(self.space, m=self.m, k=self.K).ops
+
+
+def _check(cfg: NasibSearchConfig) -> None:
+    """One-line errors naming the field."""
+    if cfg.space not in SPACE_NAMES:
+        raise ValueError(f"unknown space {cfg.space!r}; valid: {', '.join(SPACE_NAMES)}")
+    for name in ("m", "K", "channels", "batch_size", "num_samples", "eval_batch_size", "measure_steps"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.layers < 4:
+        raise ValueError(f"layers must be >= 4 (3 reductions sit between them), got {cfg.layers}")
+    if len(cfg.op_names()) < 2:
+        raise ValueError(f"space {cfg.space!r} with m={cfg.m} has < 2 ops; two are sampled per layer")
+    if not 0.0 < cfg.k < 1.0:
+        raise ValueError(f"k must be in (0, 1), got {cfg.k}")
+    if not (math.isfinite(cfg.lam) and cfg.lam > 0):
+        raise ValueError(f"lam (lambda) must be > 0, got {cfg.lam}")
+    if not 0 <= cfg.lr_min <= cfg.lr_max or not 0 <= cfg.alpha_lr_min <= cfg.alpha_lr:
+        raise ValueError("need 0 <= lr_min <= lr_max and 0 <= alpha_lr_min <= alpha_lr")
+    if not (0 <= cfg.momentum < 1 and 0 <= cfg.alpha_momentum < 1):
+        raise ValueError("momentum and alpha_momentum must be in [0, 1)")
+    if cfg.grad_clip <= 0 or cfg.weight_decay < 0:
+        raise ValueError("grad_clip must be > 0 and weight_decay >= 0")
+    if cfg.warmup_steps is not None and cfg.warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {cfg.warmup_steps}")
+    if (cfg.epochs is None) == (cfg.budget is None):
+        raise ValueError(f"set exactly one of epochs and budget; got epochs={cfg.epochs!r}, "
+                         f"budget={cfg.budget!r}")
+    if cfg.epochs is not None and cfg.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+    if cfg.budget is not None:
+        parse_budget(cfg.budget)  # BudgetError lists the accepted forms
+    get_strategy(cfg.strategy)  # unknown or planned-only strategies fail here, with the valid names
+    for op, value in cfg.priors.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"prior for op {op!r} must be a finite number, got {value!r}")
+    bad = sorted(set(cfg.priors) - set(cfg.op_names()))
+    if bad:
+        raise ValueError(f"prior for unknown op {bad[0]!r} in space {cfg.space!r}; "
+                         f"valid: {', '.join(cfg.op_names())}")
+
+
+def preset(name: str, space: str = "superkernel") -> NasibSearchConfig:
+    """The named preset for `space`: smoke (2-core CPU, seconds), quick (one GPU, ~15 min), paper."""
+    if name == "smoke":
+        # Tiny net and subsets: an epoch takes seconds on a laptop CPU; 3 reductions still run (6 layers).
+        return NasibSearchConfig(space=space, layers=6, channels=8, batch_size=32, epochs=3, budget=None,
+                                 eval_batch_size=100, warmup_steps=2, measure_steps=3,
+                                 data=DataConfig(valid_size=200, train_size=1000))
+    if name == "quick":
+        # The paper's network and data, a 15-minute budget.
+        return NasibSearchConfig(space=space, budget="15m")
+    if name == "paper":
+        # Table 1: 1.5 GPU-days of search on one V100.
+        return NasibSearchConfig(space=space, budget="36h")
+    raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+
+
+def apply_overrides(cfg: NasibSearchConfig, overrides: dict | None) -> NasibSearchConfig:
+    """`cfg` with `overrides` laid on strictly (unknown keys fail; `data`/`augment` merge key by key).
+
+    Setting `budget` clears `epochs` and the other way round, so either can override a preset.
+    """
+    if not overrides:
+        return cfg
+    changes = dict(overrides)
+    if changes.get("budget") is not None and "epochs" not in changes:
+        changes["epochs"] = None
+    if changes.get("epochs") is not None and "budget" not in changes:
+        changes["budget"] = None
+    for key in ("data", "augment"):
+        if dataclasses.is_dataclass(changes.get(key)):
+            changes[key] = dataclasses.asdict(changes[key])
+    return from_dict(NasibSearchConfig, deep_merge(dataclasses.asdict(cfg), changes), "nasib search config")

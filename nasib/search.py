@@ -1,0 +1,381 @@
+"""The one-shot search loop shared by the strategies, inside a wall-clock budget.
+
+Epoch: weight steps on the train split (each runs the strategy's draw, summing the two
+sampled ops per layer); alpha steps on the held-out split interleaved evenly, so one
+epoch uses every held-out batch once (after weight step b, floor((b+1)V/T) - floor(bV/T)
+alpha steps for T train and V held-out batches); then the validation accuracy of the
+network the strategy favours. Host syncs: the sampled indices once per step (python
+picks the modules), losses and accuracies once per epoch.
+
+Budget: the search clock starts when `search_trial` is called, so loading data, building
+the supernet, the timing run, every epoch, checkpoints, derivation and writing records are
+all charged. The timing run takes real steps (warm-up, then timed weight steps, alpha steps
+and evaluation batches, and one checkpoint serialisation) on the live state and restores
+that state and every RNG afterwards. The planner (`nasib.budget`) turns the measured epoch
+into n epochs, re-plans after every epoch, and the loop stops an epoch early when only the
+reserve is left; the reserve also covers the strategy's derivation passes.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule, plan_summary
+from nasib.cli import oom_hint, open_trial
+from nasib.data import DeviceLoader, Split, Splits, load_splits
+from nasib.loop import RunSpec, run_trial
+from nasib.ops import count_params
+from nasib.presets import NasibSearchConfig, apply_overrides
+from nasib.presets import preset as get_preset
+from nasib.records import provenance
+from nasib.runtime import resolve_device, rng_state, seed_everything, set_rng_state, sync
+from nasib.strategies import Ops, get_strategy
+from nasib.supernet import FixedNet, Supernet
+
+CIFAR_TRAIN = 50_000  # CIFAR-10 training images (train + held-out splits)
+
+
+def cosine(hi: float, lo: float, t: float, total: float) -> float:
+    """Cosine from hi (t = 0) to lo (t >= total)."""
+    return lo + 0.5 * (hi - lo) * (1.0 + math.cos(math.pi * min(t / max(total, 1e-12), 1.0)))
+
+
+def batch_counts(n_train: int, n_valid: int, cfg: NasibSearchConfig) -> dict[str, int]:
+    """Weight steps, alpha-step batches and evaluation batches of one epoch (as the loaders make them)."""
+    return {"train": n_train // min(cfg.batch_size, n_train),
+            "valid": n_valid // min(cfg.batch_size, n_valid),
+            "eval": -(-n_valid // cfg.eval_batch_size)}
+
+
+def synthetic_splits(n_train: int, n_valid: int, seed: int = 0) -> Splits:
+    """Random uint8 images and labels (for timing runs that need no dataset)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> Split:
+        return Split(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                     torch.randint(0, 10, (n,), generator=g))
+
+    return Splits(split(n_train), split(n_valid), split(1), (125.0,) * 3, (63.0,) * 3, "synthetic")
+
+
+def _forever(loader: DeviceLoader) -> Iterator:
+    """Batches of `loader`, reshuffled and repeated without end."""
+    while True:
+        yield from loader
+
+
+class NasibSearch:
+    """A `nasib.loop.Searcher`: supernet weights, strategy, schedule and budget of one search."""
+
+    def __init__(self, cfg: NasibSearchConfig, splits: Splits, device: torch.device, seed: int,
+                 clock: Callable[[], float] = time.monotonic, used_s: float = 0.0):
+        self.cfg, self.device, self.clock = cfg, device, clock
+        self.op_names = cfg.op_names()
+        self.model = Supernet(self.op_names, cfg.channels, cfg.layers).to(device)
+        self.params = list(self.model.parameters())  # cached: walking ~1000 modules per step is slow
+        self.optimizer = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum,
+                                         nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+        self.strategy = get_strategy(cfg.strategy)(self.op_names, cfg, device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        mean, std = splits.mean, splits.std
+        self.train_loader = DeviceLoader(splits.train, cfg.batch_size, device, mean, std, cfg.augment)
+        self.valid_loader = DeviceLoader(splits.valid, cfg.batch_size, device, mean, std)
+        self.eval_loader = DeviceLoader(splits.valid, cfg.eval_batch_size, device, mean, std, shuffle=False,
+                                 drop_last=False)
+        self.counts = batch_counts(len(splits.train), len(splits.valid), cfg)
+        self._budget_t0 = clock() - used_s  # when the budget started counting
+        self.timing: dict[str, float] | None = None
+        self.reserve_s: float | None = None
+        self.planner: BudgetPlanner | FixedSchedule | None = None
+        if cfg.epochs is not None:
+            self.planner = FixedSchedule(cfg.epochs, cfg.k, clock)
+
+    # ---- the Searcher protocol -------------------------------------------------------------
+    def done(self, epoch: int) -> bool:
+        """True once the plan is run; the first call of a budgeted search measures and plans."""
+        if self.planner is None:
+            self._start_budget()
+        return self.planner.done or epoch >= self.planner.planned_epochs
+
+    def planned_epochs(self) -> int:
+        """Epochs in the current plan (0 before a budgeted search has measured)."""
+        return 0 if self.planner is None else self.planner.planned_epochs
+
+    def run_epoch(self, epoch: int) -> dict:
+        """Train weights (and alphas), evaluate, re-plan; returns the epoch's record fields."""
+        t0 = self.clock()
+        p, total = self.planner.p_for(epoch), self.planner.planned_epochs
+        lr, alpha_lr = self._set_lrs(epoch, total)
+        loss, acc, seen, cut = self._train_epoch(epoch, p, total)
+        correct = self._correct(lambda: self.strategy.eval_ops(self.generator))
+        stats = torch.stack([loss / seen, acc / seen, correct / len(self.eval_loader.split)]).tolist()
+        fields = self.strategy.epoch_fields()
+        sync(self.device)
+        self.planner.end_epoch(epoch, self.clock() - t0)
+        rec = {"train_loss": stats[0], "train_acc": stats[1], "valid_acc": stats[2], "lr": lr}
+        if self.strategy.trains_alphas:
+            rec.update(alpha_lr=alpha_lr, p_explore=p)
+        rec.update(fields)
+        rec.update(self._budget_fields())
+        if cut:
+            rec["cut_short"] = True  # the budget's reserve was reached inside this epoch
+        return rec
+
+    def finish(self, trial, epochs: list[dict]) -> dict:
+        """Write samples.json, arch.json (and alphas.json); return the result fields."""
+        cfg = self.cfg
+        samples = self.strategy.samples(cfg.num_samples, self.generator)
+        names = self.strategy.derive(samples, lambda arch: self._accuracy([[i] for i in arch]))
+        arch = {"space": cfg.space, "ops": names, "channels": cfg.channels, "layers": cfg.layers,
+                "method": self.strategy.name}
+        listed = [{"ops": [self.op_names[i] for i in s]} for s in samples]
+        trial.write_json("samples.json", {"space": cfg.space, "op_names": list(self.op_names),
+                                          "samples": listed})
+        trial.write_json("arch.json", arch)
+        alphas = self.strategy.alphas_record()
+        if alphas is not None:
+            trial.write_json("alphas.json", alphas)
+        accs = [e["valid_acc"] for e in epochs]
+        used = self.planner.used_s
+        return {"final_valid_acc": accs[-1] if accs else None, "best_valid_acc": max(accs) if accs else None,
+                "gpu_days": used / 86400 if self.device.type == "cuda" else None, "device": str(self.device),
+                "params": count_params(FixedNet(arch)), "num_ops": len(self.op_names),
+                "budget_s": cfg.budget_s, "budget_used_s": used,
+                "planned_epochs": self.planner.planned_epochs,
+                "realised_epochs": len(epochs), "measured_epoch_s": (self.timing or {}).get("epoch_s"),
+                "arch": names}
+
+    def state_dict(self) -> dict:
+        """Weights, optimizers, strategy, sampling RNG and the plan (with the seconds used)."""
+        plan = None if self.planner is None else self.planner.state_dict()  # None: not measured yet
+        return {**self._train_state(), "planner": plan, "reserve_s": self.reserve_s, "timing": self.timing}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume exactly; the planner does not charge the time between the kill and now."""
+        self._load_train_state(state)
+        self.timing, self.reserve_s = state["timing"], state["reserve_s"]
+        if state["planner"] is None:
+            return
+        if self.cfg.epochs is None and self.planner is None:
+            self.planner = BudgetPlanner(self._budget_config(), self.clock)
+        self.planner.load_state_dict(state["planner"])
+
+    # ---- steps ------------------------------------------------------------------------------
+    def _set_lrs(self, t: float, total: int) -> tuple[float, float]:
+        """Cosine learning rates of weights and alphas at (fractional) epoch t of `total`."""
+        lr = cosine(self.cfg.lr_max, self.cfg.lr_min, t, total)
+        alpha_lr = cosine(self.cfg.alpha_lr, self.cfg.alpha_lr_min, t, total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.strategy.set_alpha_lr(alpha_lr)
+        return lr, alpha_lr
+
+    def _weight_step(self, x: torch.Tensor, y: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One weight update on the strategy's draw; returns (summed loss, hits) as device tensors."""
+        logits = self.model(x, self.strategy.weight_ops(p, self.generator))
+        loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)  # unsampled ops keep grad None: SGD skips them
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.optimizer.step()
+        return loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
+
+    def _train_epoch(self, epoch: int, p: float, total: int):
+        """Weight steps with evenly interleaved alpha steps; stops early when the budget says so."""
+        self.model.train()
+        n_tr = len(self.train_loader)
+        n_va = len(self.valid_loader) if self.strategy.trains_alphas else 0
+        held_out = iter(self.valid_loader)
+        loss = torch.zeros((), device=self.device)
+        hits = torch.zeros((), device=self.device)
+        seen, cut = 0, False
+        for b, (x, y) in enumerate(self.train_loader):
+            t0 = time.perf_counter()
+            self._set_lrs(epoch + b / n_tr, total)
+            step_loss, step_hits = self._weight_step(x, y, p)
+            loss, hits, seen = loss + step_loss, hits + step_hits, seen + len(y)
+            for _ in range((b + 1) * n_va // n_tr - b * n_va // n_tr):
+                xv, yv = next(held_out)
+                self.strategy.alpha_step(self.model, xv, yv, p, self.generator)
+            if b + 1 < n_tr and self._out_of_time(time.perf_counter() - t0):
+                cut = True
+                break
+        return loss, hits, seen, cut
+
+    def _out_of_time(self, step_s: float) -> bool:
+        """True when another step plus the evaluation would eat into the reserve (host time of a
+        step is its real time: the next draw's .tolist() waits for the device)."""
+        if self.cfg.budget is None:
+            return False
+        ahead = step_s + (self.timing or {}).get("eval_pass_s", 0.0)
+        return self.planner.left_s - self.reserve_s < ahead
+
+    @torch.no_grad()
+    def _correct(self, choose: Callable[[], tuple[Ops, torch.Tensor | None]]) -> torch.Tensor:
+        """Correct predictions on the held-out split; `choose` gives each batch's ops and weights."""
+        self.model.eval()  # the supernet's BNs use batch statistics in either mode
+        correct = torch.zeros((), device=self.device)
+        for x, y in self.eval_loader:
+            ops, weights = choose()
+            correct += (self.model(x, ops, weights).argmax(1) == y).sum()
+        self.model.train()
+        return correct
+
+    def _accuracy(self, ops: Ops) -> float:
+        """Held-out accuracy of one fixed choice of ops (summed)."""
+        return (self._correct(lambda: (ops, None)) / len(self.eval_loader.split)).item()
+
+    # ---- budget -----------------------------------------------------------------------------
+    def _budget_config(self) -> BudgetConfig:
+        """The planner's settings: the budget, k, and a reserve that covers derivation passes."""
+        return BudgetConfig(self.cfg.budget_s, k=self.cfg.k, reserve_s=self.reserve_s)
+
+    def _start_budget(self) -> None:
+        """Measure an epoch on this machine, then plan the epochs that fit the budget."""
+        self.timing = self.measure()
+        budget = self.cfg.budget_s
+        base = BudgetConfig(budget, k=self.cfg.k).reserve  # max(1% of the budget, 1 s)
+        self.reserve_s = base + self.strategy.finish_passes * self.timing["eval_pass_s"] * 1.1
+        self.planner = BudgetPlanner(self._budget_config(), self.clock, used_s=self.clock() - self._budget_t0)
+        self.planner.start(self.timing["epoch_s"])
+
+    def _budget_fields(self) -> dict:
+        """Budget record fields; without a budget (--epochs) there is no budget_left_s."""
+        fields = {"budget_used_s": self.planner.used_s, "planned_epochs": self.planner.planned_epochs}
+        if self.cfg.budget is not None:
+            fields["budget_left_s"] = self.planner.left_s
+        return fields
+
+    def measure(self, counts: dict[str, int] | None = None) -> dict[str, float]:
+        """Seconds per weight step, alpha step and eval batch, and the projected epoch (state restored)."""
+        counts = counts or self.counts
+        saved, rngs = copy.deepcopy(self._train_state()), rng_state()
+        try:
+            t = self._time_steps()
+        finally:
+            self._load_train_state(saved)
+            set_rng_state(rngs)
+        eval_pass = counts["eval"] * t["eval_s"]
+        alpha = counts["valid"] * t["alpha_s"] if self.strategy.trains_alphas else 0.0
+        return {**t, "eval_pass_s": eval_pass,
+                "epoch_s": counts["train"] * t["weight_s"] + alpha + eval_pass + t["checkpoint_s"]}
+
+    def _time_steps(self) -> dict[str, float]:
+        """Warm up, then time real weight steps, alpha steps, eval batches and a checkpoint."""
+        cfg, n_ops = self.cfg, len(self.op_names)
+        warm = cfg.warmup_steps if cfg.warmup_steps is not None else -(-n_ops // 2)
+        train, held_out, evals = (_forever(self.train_loader), _forever(self.valid_loader),
+                                  _forever(self.eval_loader))
+        alphas = self.strategy.trains_alphas
+
+        def timed(step: Callable[[], object], count: int) -> float:
+            sync(self.device)
+            t0 = time.perf_counter()
+            for _ in range(count):
+                step()
+            sync(self.device)
+            return (time.perf_counter() - t0) / count
+
+        def weight() -> None:
+            self._weight_step(*next(train), 1.0)
+
+        def alpha() -> None:
+            self.strategy.alpha_step(self.model, *next(held_out), 1.0, self.generator)
+
+        def evaluate() -> None:
+            with torch.no_grad():
+                x, _ = next(evals)
+                self.model(x, *self.strategy.eval_ops(self.generator)).argmax(1)
+
+        for _ in range(warm):
+            weight()
+            if alphas:
+                alpha()
+        out = {"weight_s": timed(weight, cfg.measure_steps),
+               "alpha_s": timed(alpha, cfg.measure_steps) if alphas else 0.0,
+               "eval_s": timed(evaluate, cfg.measure_steps)}
+        t0 = time.perf_counter()
+        torch.save({**self._train_state(), "planner": None}, io.BytesIO())
+        out["checkpoint_s"] = time.perf_counter() - t0
+        return out
+
+    def _train_state(self) -> dict:
+        """Everything the training steps change (the plan excluded)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "strategy": self.strategy.state_dict(), "generator": self.generator.get_state()}
+
+    def _load_train_state(self, state: dict) -> None:
+        """Restore `_train_state()` output."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.generator.set_state(state["generator"])
+
+
+
+def search_trial(spec: RunSpec, space: str, preset: str = "quick",
+                 overrides: dict | None = None) -> dict | None:
+    """Run (or resume) one search trial; None when it is finished and spec.force is off.
+
+    `overrides` are NasibSearchConfig fields (budget, epochs, priors, a partial `data`, ...;
+    unknown keys fail). Where the data lives comes from spec.data; which subsets, from the
+    preset (and overrides), as for retraining.
+    """
+    t_start = time.monotonic()  # the budget counts from here
+    where = {"data_dir": spec.data.data_dir, "download": spec.data.download}
+    over = dict(overrides or {})
+    over["data"] = {**(over.get("data") or {}), **where}
+    cfg = apply_overrides(get_preset(preset, space), over)
+    trial = open_trial(spec.out, spec.force)
+    if trial is None:
+        return None
+    try:
+        device = resolve_device(spec.device)
+        seed_everything(spec.seed, spec.deterministic)
+        splits = load_splits(cfg.data)
+        searcher = NasibSearch(cfg, splits, device, spec.seed, used_s=time.monotonic() - t_start)
+        meta = {"trial_id": spec.out.name, "experiment": spec.experiment, "method": searcher.strategy.name,
+                "space": cfg.space, "seed": spec.seed, "preset": preset, "budget_s": cfg.budget_s,
+                "budget_label": cfg.budget, "config": asdict(cfg),
+                "provenance": provenance(device, spec.deterministic, splits.source)}
+        return run_trial(trial, searcher, meta)
+    except torch.cuda.OutOfMemoryError as e:
+        e.hint = oom_hint(cfg.batch_size, cfg.layers)
+        raise
+
+
+def plan(space: str, preset: str = "quick", budget: str = "2h", device: str = "auto",
+         overrides: dict | None = None, seed: int = 0) -> dict:
+    """Measure an epoch of the configured search on this machine and return what `budget` buys.
+
+    Runs the real steps on synthetic images (speed does not depend on pixel values) and
+    projects the epoch for the configured split sizes; returns epoch_s, n, beta, the p
+    schedule and the per-step timings. Raises BudgetTooSmall when not one epoch fits.
+    """
+    t_start = time.monotonic()
+    cfg = apply_overrides(get_preset(preset, space), {**(overrides or {}), "budget": budget})
+    dev = resolve_device(device)
+    seed_everything(seed, False)
+    n_valid = cfg.data.valid_size
+    n_train = cfg.data.train_size or CIFAR_TRAIN - n_valid
+    small = max(cfg.batch_size, cfg.eval_batch_size) * 2  # enough distinct batches to cycle through
+    try:
+        searcher = NasibSearch(cfg, synthetic_splits(small, small, seed), dev, seed)
+        timing = searcher.measure(batch_counts(n_train, n_valid, cfg))
+    except torch.cuda.OutOfMemoryError as e:
+        e.hint = oom_hint(cfg.batch_size, cfg.layers)
+        raise
+    reserve = BudgetConfig(cfg.budget_s, k=cfg.k).reserve
+    reserve += searcher.strategy.finish_passes * timing["eval_pass_s"] * 1.1
+    summary = plan_summary(BudgetConfig(cfg.budget_s, k=cfg.k, reserve_s=reserve), timing["epoch_s"],
+                           used_s=time.monotonic() - t_start)
+    return {**summary, "space": cfg.space, "preset": preset, "device": str(dev), "budget_label": budget,
+            "num_ops": len(searcher.op_names), "train_images": n_train, "valid_images": n_valid,
+            "timing": timing}

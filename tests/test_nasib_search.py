@@ -1,0 +1,204 @@
+"""NASIB search end to end on tiny data: records, budget, determinism, resume, CLI."""
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nasib.__main__ import cli
+from nasib.data import DataConfig, load_splits
+from nasib.loop import RunSpec
+from nasib.presets import apply_overrides, preset
+from nasib.runtime import rng_state, set_rng_state
+from nasib.search import NasibSearch, search_trial, synthetic_splits
+from nasib.strategies import get_strategy
+
+CPU = torch.device("cpu")
+SMALL = {"valid_size": 100, "train_size": 160}  # 5 weight steps and 3 alpha steps per epoch
+NASIB_KEYS = {"epoch", "epoch_s", "wall_s", "train_loss", "train_acc", "valid_acc", "lr", "p_explore",
+              "p1_fraction", "budget_used_s", "planned_epochs", "alpha_lr", "alpha_absmax"}
+
+
+def _spec(tmp_path, data_root, name="trial", **kw) -> RunSpec:
+    return RunSpec(out=tmp_path / name, seed=kw.pop("seed", 0), device="cpu",
+                   data=DataConfig(data_dir=str(data_root)), **kw)
+
+
+def _read(path):
+    return json.loads(path.read_text())
+
+
+def _cfg(data_root, space="narrow", **over):
+    return apply_overrides(preset("smoke", space), {"data": {**SMALL, "data_dir": str(data_root)}, **over})
+
+
+def test_fixed_epochs_search_writes_every_record(tmp_path, tiny_data):
+    result = search_trial(_spec(tmp_path, tiny_data), "narrow", "smoke", {"epochs": 2, "data": SMALL})
+    out = tmp_path / "trial"
+    assert result["status"] == "ok" and result["epochs"] == 2 and result["realised_epochs"] == 2
+    assert _read(out / "result.json")["status"] == "ok"
+    epochs = [json.loads(line) for line in (out / "epochs.jsonl").read_text().splitlines()]
+    assert len(epochs) == 2 and all(NASIB_KEYS <= set(e) for e in epochs)
+    assert epochs[0]["p_explore"] == 1.0 and epochs[1]["p_explore"] == pytest.approx(0.1)
+    assert "budget_left_s" not in epochs[0]  # no budget in --epochs mode
+    alphas, arch, samples = _read(out / "alphas.json"), _read(out / "arch.json"), _read(out / "samples.json")
+    names = alphas["op_names"]
+    assert len(alphas["alphas"]) == 6 and all(len(row) == 7 for row in alphas["alphas"])
+    assert sum(map(sum, alphas["freq"])) == 2 * 5 * 2 * 6  # epochs x steps x paths x layers
+    argmax = [names[max(range(len(row)), key=row.__getitem__)] for row in alphas["alphas"]]
+    assert arch["ops"] == argmax and arch["method"] == "nasib"
+    assert arch["layers"] == 6 and arch["channels"] == 8
+    assert len(samples["samples"]) == 50 and all(len(s["ops"]) == 6 for s in samples["samples"])
+    assert {op for s in samples["samples"] for op in s["ops"]} <= set(names)
+    assert result["params"] > 0 and result["num_ops"] == 7 and result["gpu_days"] is None
+    assert _read(out / "config.json")["method"] == "nasib"
+
+
+def test_budgeted_search_ends_inside_its_budget(tmp_path, tiny_data):
+    budget = 10.0
+    t0 = time.perf_counter()
+    result = search_trial(_spec(tmp_path, tiny_data), "superkernel", "smoke",
+                          {"budget": f"{budget:g}s", "data": SMALL})
+    wall = time.perf_counter() - t0
+    assert result["status"] == "ok" and result["realised_epochs"] >= 1
+    assert wall <= budget * 1.3 + 5 and result["budget_used_s"] <= budget * 1.3
+    epochs = [json.loads(line) for line in (tmp_path / "trial" / "epochs.jsonl").read_text().splitlines()]
+    ps = [e["p_explore"] for e in epochs]
+    assert ps[0] == 1.0 and ps == sorted(ps, reverse=True)
+    assert all("budget_left_s" in e for e in epochs) and result["measured_epoch_s"] > 0
+
+
+def test_same_seed_same_architecture(tmp_path, tiny_data):
+    over = {"epochs": 1, "data": SMALL}
+    for name in ("a", "b"):
+        search_trial(_spec(tmp_path, tiny_data, name, deterministic=True), "narrow", "smoke", over)
+    assert _read(tmp_path / "a" / "arch.json") == _read(tmp_path / "b" / "arch.json")
+    assert _read(tmp_path / "a" / "alphas.json") == _read(tmp_path / "b" / "alphas.json")
+
+
+def test_state_dict_resumes_exactly(tiny_data):
+    cfg = _cfg(tiny_data, epochs=2)
+    splits = load_splits(cfg.data)
+    a = NasibSearch(cfg, splits, CPU, seed=0)
+    assert not a.done(0)
+    a.run_epoch(0)
+    state, rngs = copy.deepcopy(a.state_dict()), rng_state()
+    rec_a = a.run_epoch(1)
+    b = NasibSearch(cfg, splits, CPU, seed=7)  # a different seed: everything must come from the state
+    b.load_state_dict(state)
+    set_rng_state(rngs)
+    rec_b = b.run_epoch(1)
+    assert torch.equal(a.strategy.alphas, b.strategy.alphas)
+    assert torch.equal(a.strategy.sampler.freq, b.strategy.sampler.freq)
+    assert rec_a["train_loss"] == rec_b["train_loss"] and a.done(2) and b.done(2)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_budget_resume_does_not_charge_downtime(tiny_data):
+    cfg = _cfg(tiny_data, budget="30s")
+    splits = load_splits(cfg.data)
+    a = NasibSearch(cfg, splits, CPU, seed=0)
+    assert not a.done(0)  # measures and plans
+    state = a.state_dict()
+    time.sleep(0.3)  # the "downtime" between a kill and the restart
+    b = NasibSearch(cfg, splits, CPU, seed=0)
+    b.load_state_dict(state)
+    assert b.planner.used_s < state["planner"]["used_s"] + 0.25
+    assert b.planned_epochs() == a.planned_epochs() and b.reserve_s == a.reserve_s
+
+
+def test_measurement_restores_the_search_state():
+    cfg = apply_overrides(preset("smoke", "narrow"), {"budget": "1h"})
+    search = NasibSearch(cfg, synthetic_splits(64, 64), CPU, seed=0)
+    before, rngs = copy.deepcopy(search.state_dict()), torch.get_rng_state()
+    timing = search.measure()
+    assert timing["epoch_s"] > 0 and timing["weight_s"] > 0 and timing["alpha_s"] > 0
+    after = search.state_dict()
+    assert torch.equal(before["strategy"]["sampler"]["freq"], after["strategy"]["sampler"]["freq"])
+    assert torch.equal(before["generator"], after["generator"]) and torch.equal(rngs, torch.get_rng_state())
+    for key, value in before["model"].items():
+        assert torch.equal(value, after["model"][key]), key
+    assert after["optimizer"]["state"] == {}
+
+
+def test_priors_shift_the_initial_alphas():
+    cfg = apply_overrides(preset("smoke", "narrow"), {"priors": {"sep5x5": 2.0}})
+    search = NasibSearch(cfg, synthetic_splits(64, 64), CPU, seed=0)
+    alphas, j = search.strategy.alphas, search.op_names.index("sep5x5")
+    assert torch.all(alphas[:, j] == 2.0) and alphas.abs().sum() == 2.0 * cfg.layers
+    assert search.strategy.derive([], lambda a: 0.0) == ["sep5x5"] * cfg.layers
+    assert search.strategy.sampler.probs(alphas, "p2").argmax(1).tolist() == [j] * cfg.layers
+
+
+def test_random_strategy_derives_the_best_sample(tmp_path, tiny_data):
+    result = search_trial(_spec(tmp_path, tiny_data), "narrow", "smoke",
+                          {"epochs": 1, "strategy": "random", "num_samples": 5, "data": SMALL})
+    out = tmp_path / "trial"
+    assert result["status"] == "ok" and not (out / "alphas.json").exists()
+    arch, samples = _read(out / "arch.json"), _read(out / "samples.json")
+    assert arch["method"] == "random" and arch["ops"] in [s["ops"] for s in samples["samples"]]
+    assert _read(out / "config.json")["method"] == "random"
+
+
+def test_strategy_registry_names_valid_and_planned():
+    assert get_strategy("nasib").name == "nasib"
+    with pytest.raises(ValueError, match="not implemented yet"):
+        get_strategy("darts")
+    with pytest.raises(ValueError, match="valid: nasib, random"):
+        get_strategy("evolution")
+    with pytest.raises(ValueError, match="unknown preset 'huge'; valid: smoke, quick, paper"):
+        preset("huge")
+
+
+def _cli(tiny_data, tmp_path, *args):
+    base = ["search", "--preset", "smoke", "--device", "cpu", "--data-dir", str(tiny_data),
+            "--valid-size", "100", "--train-size", "160", "--out", str(tmp_path / "cli")]
+    return CliRunner().invoke(cli, base + list(args))
+
+
+def test_cli_search_then_skip_when_finished(tmp_path, tiny_data):
+    first = _cli(tiny_data, tmp_path, "--space", "narrow", "--epochs", "1", "--prior", "conv3x3=1.5")
+    assert first.exit_code == 0, first.output
+    assert "ok: 1 epochs" in first.output and _read(tmp_path / "cli" / "config.json")["config"]["priors"] == {
+        "conv3x3": 1.5}
+    again = _cli(tiny_data, tmp_path, "--space", "narrow", "--epochs", "1")
+    assert again.exit_code == 0 and "skipping" in again.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--budget", "2 horus"], "90s, 45m, 2h"),
+    (["--epochs", "1", "--lam", "0"], "--lam"),
+    (["--epochs", "1", "--k", "1.5"], "--k"),
+    (["--epochs", "1", "--m", "0"], "--m"),
+    (["--epochs", "1", "--K", "0"], "--K"),
+    (["--epochs", "1", "--budget", "1h"], "either --budget or --epochs"),
+    (["--epochs", "1", "--prior", "conv3x3"], "OP=VALUE"),
+    (["--epochs", "1", "--prior", "conv9x9=1"], "unknown op 'conv9x9'"),
+    (["--epochs", "1", "--strategy", "darts"], "not implemented yet"),
+])
+def test_cli_rejects_bad_input_in_one_line(tmp_path, tiny_data, args, needle):
+    res = _cli(tiny_data, tmp_path, "--space", "narrow", *args)
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+
+
+def test_cli_budget_too_small_names_measured_time_and_smallest_budget(tmp_path, tiny_data):
+    res = _cli(tiny_data, tmp_path, "--space", "narrow", "--budget", "1s")
+    assert res.exit_code == 2, res.output
+    assert "too small" in res.output and "measured" in res.output and "smallest budget" in res.output
+
+
+def test_cli_plan_prints_epochs_beta_and_schedule():
+    args = ["plan", "--budget", "1h", "--space", "narrow", "--preset", "smoke", "--device", "cpu",
+            "--train-size", "160", "--valid-size", "100"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "n = " in res.output and "beta = " in res.output and "p schedule: 1.000" in res.output
+    as_json = CliRunner().invoke(cli, args + ["--json"])
+    plan = json.loads(as_json.output)
+    assert plan["n"] >= 1 and plan["schedule"][0] == 1.0 and plan["schedule"][-1] == pytest.approx(0.1)
