@@ -34,7 +34,7 @@ from nasib.loop import RunSpec, run_trial
 from nasib.ops import count_params
 from nasib.presets import NasibSearchConfig, apply_overrides
 from nasib.presets import preset as get_preset
-from nasib.records import provenance
+from nasib.records import Trial, provenance
 from nasib.runtime import resolve_device, rng_state, seed_everything, set_rng_state, sync
 from nasib.strategies import Ops, get_strategy
 from nasib.supernet import FixedNet, Supernet
@@ -128,7 +128,7 @@ class NasibSearch:
             rec["cut_short"] = True  # the budget's reserve was reached inside this epoch
         return rec
 
-    def finish(self, trial, epochs: list[dict]) -> dict:
+    def finish(self, trial: Trial, epochs: list[dict]) -> dict:
         """Write samples.json, arch.json (and alphas.json); return the result fields."""
         cfg = self.cfg
         samples = self.strategy.samples(cfg.num_samples, self.generator)
