@@ -75,9 +75,9 @@ def _line(rec: dict, planned: int) -> str:
     """One human line per epoch."""
     parts = [f"epoch {rec['epoch'] + 1}/{planned}", f"{rec['epoch_s']:.1f}s",
              f"train_loss {rec.get('train_loss', float('nan')):.3f}", f"valid_acc {rec.get('valid_acc', 0):.3f}"]
-    if "budget_left_s" in rec:
+    if rec.get("budget_left_s") is not None:
         parts.append(f"budget left {rec['budget_left_s']:.0f}s")
-    if "p_explore" in rec:
+    if rec.get("p_explore") is not None:
         parts.append(f"p {rec['p_explore']:.2f}")
     return "  ".join(parts)
 
