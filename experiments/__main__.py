@@ -1,0 +1,147 @@
+"""`python -m experiments run|list`: run a figure's or table's trials, or list what can be run.
+
+    python -m experiments list
+    python -m experiments run fig2 --scale quick --seeds 0,1,2 --results results --device auto
+    python -m experiments run table1 --scale smoke --dry-run
+
+Expected problems (unknown experiment or scale, a bad config) are one line on stderr and
+exit 2; a trial that fails is reported, the others still run, and the exit is 1.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from experiments import launchers
+from experiments.launchers import (
+    STATUSES,
+    Outcome,
+    RunContext,
+    get_launcher,
+    run_one,
+    trial_state,
+    write_manifests,
+)
+from experiments.runner import (
+    SCALES,
+    TrialPlan,
+    available,
+    expand,
+    expand_all,
+    load_config,
+    merge,
+    parse_seeds,
+)
+from nasib.config import ConfigError
+
+
+def one_line_errors(fn):
+    """Bad names, seeds or configs: 'Error: ...' and exit 2; Ctrl-C: one line and exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (KeyboardInterrupt, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and not launchers.is_interrupt(e):
+                raise
+            click.echo("Error: interrupted; finished trials are kept and the interrupted one resumes "
+                       "from its checkpoint: run the same command again", err=True)
+            sys.exit(130)
+        except (ConfigError, ValueError, KeyError) as e:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else e
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def table(header: Sequence[str], rows: list[Sequence[object]]) -> str:
+    """Left-aligned plain-text columns."""
+    cells = [[str(c) for c in header]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def plan_table(plans: list[TrialPlan]) -> str:
+    """The expanded trials, one row each, with what the folder already holds."""
+    rows = [(n, p.key, p.experiment, p.method, p.space, p.strategy, p.budget, p.seed, p.preset,
+             trial_state(p.folder), p.source.parent.relative_to(p.folder.parent.parent) if p.source else None)
+            for n, p in enumerate(plans, start=1)]
+    return table(("#", "trial", "for", "method", "space", "strategy", "budget", "seed", "preset", "state",
+                  "retrains"), rows)
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    """One row per trial outcome, then the counts."""
+    rows = [(o.plan.key, o.plan.method, o.plan.space, o.plan.budget, o.plan.seed, o.status,
+             f"{o.seconds:.0f}s" if o.seconds else None, o.detail) for o in outcomes]
+    counts = Counter(o.status for o in outcomes)
+    tally = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+    return (table(("trial", "method", "space", "budget", "seed", "outcome", "time", "detail"), rows)
+            + f"\n{len(outcomes)} trial(s): {tally}")
+
+
+@click.group()
+def cli() -> None:
+    """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under results/."""
+
+
+@cli.command("run")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--scale", default="quick", show_default=True, help=f"One of {', '.join(SCALES)}.")
+@click.option("--seeds", default=None, help="Comma-separated seeds, e.g. 0,1,2 (default: the config's).")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results root; trials go to RESULTS/<experiment>/<trial-id>/.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--data-dir", default=None, help="Folder holding cifar-10-batches-py/ (default: $NASIB_DATA, "
+              "else ./data).")
+@click.option("--download", is_flag=True, help="Download CIFAR-10 with torchvision if missing.")
+@click.option("--deterministic/--fast", default=False, show_default=True, help="Deterministic kernels.")
+@click.option("--force", is_flag=True, help="Re-run finished trials (old folders are moved aside).")
+@click.option("--launcher", default="local", show_default=True, help="Where trials run: local.")
+@click.option("--dry-run", is_flag=True, help="Print the expanded trial table and run nothing.")
+@one_line_errors
+def run_cmd(names, scale, seeds, results, device, data_dir, download, deterministic, force, launcher,
+            dry_run) -> None:
+    """Run the trials of experiment NAMES (e.g. fig2), skipping finished ones; a config path also works."""
+    seed_list = parse_seeds(seeds) if seeds else None
+    per_experiment = expand_all(names, scale, results, seed_list)
+    plans = merge(per_experiment)
+    if dry_run:
+        click.echo(plan_table(plans))
+        click.echo(f"{len(plans)} trial(s) at scale {scale} (dry run: nothing was run)")
+        return
+    runner = get_launcher(launcher)
+    write_manifests(per_experiment, results, scale)
+    ctx = RunContext(device=device, data_dir=data_dir, download=download, deterministic=deterministic,
+                     force=force)
+    outcomes = runner.run(plans, lambda plan: run_one(plan, ctx, launchers.METHODS))
+    click.echo(summary_table(outcomes))
+    failed = [o.plan.key for o in outcomes if o.failed]
+    if failed:
+        click.echo(f"Error: {len(failed)} trial(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@cli.command("list")
+@one_line_errors
+def list_cmd() -> None:
+    """Show each experiment, its trial counts per scale and what it is."""
+    rows = []
+    for name in available():
+        exp = load_config(name)
+        counts = "/".join(str(len(expand(exp, s, Path("results"), check_shared=False))) for s in SCALES)
+        shared = sorted({g.shared_with for g in exp.trials if g.shared_with})
+        rows.append((name, counts, ", ".join(shared) or None, exp.description))
+    click.echo(table(("experiment", "trials " + "/".join(SCALES), "shares with", "description"), rows))
+    click.echo("run: python -m experiments run NAME --scale smoke|quick|paper [--seeds 0,1,2] [--dry-run]")
+
+
+if __name__ == "__main__":
+    cli()

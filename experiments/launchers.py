@@ -1,0 +1,278 @@
+"""Running trial plans: one trial's outcome (run_one), the method registry, and launchers.
+
+A `Launcher` takes the ordered plans and a per-trial function and returns one `Outcome`
+per plan. `LocalLauncher` runs them one after another in this process, which is what the
+kit ships. A Ray or Slurm launcher would implement the same `run(plans, fn)`: submit each
+plan as a job calling `fn` (or `python -m experiments run` on a one-trial config), wait for
+retrains until the plan their `source` arch.json comes from has finished, and collect the
+outcomes. None is implemented here; trial folders, their lock and resume-from-checkpoint
+already make running trials on several machines safe.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from experiments.runner import TrialPlan
+from nasib.budget import parse_budget
+
+STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED = (
+    "ok", "skipped", "not available", "diverged", "blocked", "failed")
+# Only these make the run exit non-zero: the others are results (diverged) or known gaps.
+FAILURES = (FAILED,)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one planned trial."""
+
+    plan: TrialPlan  # the trial
+    status: str  # ok | skipped | not available | diverged | blocked | failed
+    detail: str = ""  # one line: numbers, the reason, or the error
+    seconds: float = 0.0  # wall time spent in the method
+    result: dict | None = None  # result.json content when the method returned one
+
+    @property
+    def failed(self) -> bool:
+        """Whether this outcome makes the run exit non-zero."""
+        return self.status in FAILURES
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Settings of this run that every trial gets (nasib.loop.RunSpec minus the trial)."""
+
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    data_dir: str | None = None  # CIFAR-10 root (None: $NASIB_DATA, else ./data)
+    download: bool = False  # let torchvision fetch missing data
+    deterministic: bool = False  # deterministic kernels
+    force: bool = False  # re-run finished trials (the method moves the old folder aside)
+
+    def spec(self, plan: TrialPlan):
+        """The nasib.loop.RunSpec of one trial (imports torch, so only when a trial runs)."""
+        from nasib.data import DataConfig
+        from nasib.loop import RunSpec
+
+        return RunSpec(out=plan.folder, seed=plan.seed, device=self.device, deterministic=self.deterministic,
+                       data=DataConfig(data_dir=self.data_dir, download=self.download), force=self.force,
+                       experiment=plan.owner)
+
+
+# A method runs one trial: (plan, context) -> result.json content, or None when already finished.
+MethodFn = Callable[[TrialPlan, RunContext], "dict | None"]
+
+
+def _enas(plan: TrialPlan, ctx: RunContext) -> dict | None:
+    """ENAS macro search (enas_ext.search)."""
+    search = importlib.import_module("enas_ext.search")
+    return search.search_trial(ctx.spec(plan), plan.space, plan.preset, copy.deepcopy(plan.overrides))
+
+
+def _nasib(plan: TrialPlan, ctx: RunContext) -> dict | None:
+    """NASIB-style one-shot search; overrides carry its strategy and budget (nasib.search)."""
+    search = importlib.import_module("nasib.search")
+    return search.search_trial(ctx.spec(plan), plan.space, plan.preset, copy.deepcopy(plan.overrides))
+
+
+def _retrain(plan: TrialPlan, ctx: RunContext) -> dict | None:
+    """Retrain the source's arch.json from scratch (nasib.train)."""
+    train = importlib.import_module("nasib.train")
+    return train.retrain_trial(ctx.spec(plan), plan.source, plan.preset, copy.deepcopy(plan.overrides))
+
+
+METHODS: dict[str, MethodFn] = {"enas": _enas, "nasib": _nasib, "retrain": _retrain}
+
+
+def get_method(name: str, methods: Mapping[str, MethodFn]) -> MethodFn:
+    """A method callable by name, or an error listing the registered ones."""
+    if name not in methods:
+        raise KeyError(f"unknown method {name!r}; valid: {', '.join(methods)}")
+    return methods[name]
+
+
+def _read(path: Path) -> dict:
+    """A JSON object, or {} when missing or unreadable (the method reports real damage)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def trial_state(folder: Path) -> str:
+    """new (no folder records), partial (started, resumable) or finished (result.json)."""
+    if (folder / "result.json").exists():
+        return "finished"
+    return "partial" if (folder / "config.json").exists() else "new"
+
+
+def _mismatch(plan: TrialPlan) -> str | None:
+    """Why an existing folder belongs to other settings (another scale or budget), else None."""
+    cfg = _read(plan.folder / "config.json")
+    have = {"preset": cfg.get("preset"), "budget": cfg.get("budget_s")}
+    want = {"preset": plan.preset, "budget": parse_budget(plan.budget) if plan.budget else None}
+    for key in have:
+        # Only values both sides set count: a preset's own default budget is not a plan's choice.
+        if None not in (have[key], want[key]) and have[key] != want[key] and not _close(have[key], want[key]):
+            return (f"{plan.folder} holds a trial with {key} {have[key]!r}, this plan wants {want[key]!r}; "
+                    f"use another --results folder (e.g. results/{plan.preset}) or remove that folder")
+    return None
+
+
+def _close(a: object, b: object) -> bool:
+    """Two budgets in seconds equal to a millisecond (labels round-trip through floats)."""
+    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) < 1e-3
+
+
+def is_interrupt(err: BaseException) -> bool:
+    """A Ctrl-C the trial loop turned into nasib.loop.Interrupted: stop the whole run."""
+    loop = sys.modules.get("nasib.loop")
+    return loop is not None and isinstance(err, loop.Interrupted)
+
+
+def _save_traceback(plan: TrialPlan) -> Path:
+    """Keep the current exception's traceback in <results>/_logs/ (analysis skips '_' folders)."""
+    path = plan.folder.parent.parent / "_logs" / plan.owner / f"{plan.trial_id}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(traceback.format_exc())
+    return path
+
+
+def _source_problem(plan: TrialPlan) -> Outcome | None:
+    """A retrain whose arch.json is missing: blocked by a diverged search, else failed."""
+    if plan.source is None or plan.source.exists():
+        return None
+    result = _read(plan.source.parent / "result.json")
+    if result.get("status") == "diverged":
+        return Outcome(plan, BLOCKED, f"source {plan.source.parent} diverged; nothing to retrain")
+    return Outcome(plan, FAILED, f"source {plan.source} is missing: its search failed or has not run")
+
+
+def run_one(plan: TrialPlan, ctx: RunContext, methods: Mapping[str, MethodFn] = METHODS) -> Outcome:
+    """Run one trial unless finished; classify what happened into an Outcome."""
+    state, why = trial_state(plan.folder), _mismatch(plan)
+    if why and not (ctx.force and state == "finished"):
+        return Outcome(plan, FAILED, why)
+    if state == "finished" and not ctx.force:
+        status = _read(plan.folder / "result.json").get("status", "?")
+        return Outcome(plan, SKIPPED, f"finished earlier (status {status}); result.json exists")
+    blocked = _source_problem(plan)
+    if blocked:
+        return blocked
+    fn, t0 = get_method(plan.method, methods), time.perf_counter()
+    try:
+        result = fn(plan, ctx)
+    except Exception as e:  # one trial's failure must not stop the others
+        if is_interrupt(e):
+            raise
+        first = (str(e).splitlines() or [""])[0]
+        if _not_available(e, first, plan.strategy or plan.method):
+            return Outcome(plan, NOT_AVAILABLE, first)
+        detail = f"{type(e).__name__}: {first} (traceback: {_save_traceback(plan)})"
+        return Outcome(plan, FAILED, detail, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    if result is None:
+        return Outcome(plan, SKIPPED, "finished (the method found result.json)", seconds)
+    status = result.get("status")
+    if status == "ok":
+        return Outcome(plan, OK, _ok_detail(result), seconds, result)
+    if status == "diverged":
+        return Outcome(plan, DIVERGED, str(result.get("reason") or f"epoch {result.get('diverged_epoch')}"),
+                       seconds, result)
+    return Outcome(plan, FAILED, f"result status {status!r}", seconds, result)
+
+
+def _not_available(err: Exception, message: str, name: str) -> bool:
+    """A method saying it does not implement this strategy (darts, snas) yet, naming it.
+
+    Requiring the name keeps a missing torch kernel (also NotImplementedError) a failure."""
+    said = isinstance(err, NotImplementedError) or "not implemented" in message.lower()
+    return said and f"'{name}'" in message
+
+
+def _ok_detail(result: dict) -> str:
+    """A short summary of a finished trial's numbers."""
+    parts = [f"{result.get('epochs', '?')} epoch(s)"]
+    for key in ("best_valid_acc", "test_acc"):
+        if isinstance(result.get(key), (int, float)):
+            parts.append(f"{key} {result[key]:.4f}")
+    return ", ".join(parts)
+
+
+def _manifest_rows(path: Path, scale: str) -> dict[str, dict]:
+    """Rows of an existing manifest of the same scale by folder; {} when absent or damaged."""
+    try:
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        old = {}  # a damaged manifest is rebuilt from this run's plans
+    if not isinstance(old, dict) or old.get("scale") != scale:
+        return {}
+    return {r["folder"]: r for r in old.get("trials", []) if isinstance(r, dict) and "folder" in r}
+
+
+def write_manifests(per_experiment: dict[str, list[TrialPlan]], results: Path, scale: str) -> list[Path]:
+    """results/<experiment>/trials.json: the folders each experiment uses, shared ones included."""
+    written = []
+    for name, members in per_experiment.items():
+        path = Path(results) / name / "trials.json"
+        rows = _manifest_rows(path, scale)
+        for p in members:
+            rows[p.key] = {"folder": p.key, "trial_id": p.trial_id, "owner": p.owner, "method": p.method,
+                           "space": p.space, "strategy": p.strategy, "budget": p.budget, "seed": p.seed}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"format": 1, "experiment": name, "scale": scale,
+                                   "trials": list(rows.values())}, indent=1))
+        os.replace(tmp, path)  # readers never see half a manifest
+        written.append(path)
+    return written
+
+
+TrialFn = Callable[[TrialPlan], Outcome]
+
+
+class Launcher(ABC):
+    """Runs planned trials somewhere and returns one outcome per plan, in plan order."""
+
+    @abstractmethod
+    def run(self, plans: Sequence[TrialPlan], fn: TrialFn) -> list[Outcome]:
+        """Run `fn` on every plan; a retrain must start only after its source plan has finished."""
+
+
+class LocalLauncher(Launcher):
+    """Sequential, in this process: plans are already ordered so retrains follow their sources."""
+
+    def run(self, plans: Sequence[TrialPlan], fn: TrialFn) -> list[Outcome]:
+        """Run the plans one by one, a progress line before and after each."""
+        outcomes = []
+        for n, plan in enumerate(plans, start=1):
+            tag = f"[{n}/{len(plans)}] {plan.key}"
+            method = plan.strategy if plan.strategy not in (None, plan.method) else plan.method
+            click.echo(f"{tag}: {method} {plan.space} seed {plan.seed}"
+                       + (f" budget {plan.budget}" if plan.budget else ""), err=True)
+            outcome = fn(plan)
+            detail = f": {outcome.detail}" if outcome.detail else ""
+            click.echo(f"{tag}: {outcome.status}{detail}", err=True)
+            outcomes.append(outcome)
+        return outcomes
+
+
+LAUNCHERS: dict[str, type[Launcher]] = {"local": LocalLauncher}
+
+
+def get_launcher(name: str) -> Launcher:
+    """A launcher by name, or an error listing the available ones."""
+    if name not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {name!r}; valid: {', '.join(LAUNCHERS)}")
+    return LAUNCHERS[name]()

@@ -1,0 +1,376 @@
+"""Experiment configs -> trial plans: load and validate YAML, expand to trials, dedupe, order.
+
+A config (configs/<name>.yaml, schema in each file's header) lists trial groups; each group
+expands to one trial per (budget x seed) at a scale. Shared groups point at another
+experiment's folders, so one trial feeds several figures and runs once. Running a plan
+(method registry, skip/resume, outcomes) lives in experiments.launchers. Neither module
+imports torch or a method until a trial runs, so listing, dry runs and tests stay fast.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from nasib.budget import BudgetError, parse_budget
+from nasib.config import ConfigError, deep_merge, from_dict
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+SCALES = ("smoke", "quick", "paper")
+SPACES = {"enas": ("original", "extended"), "nasib": ("narrow", "superkernel"),
+          "retrain": ("original", "extended", "narrow", "superkernel")}
+STRATEGIES = ("nasib", "random", "darts", "snas")
+PLACEHOLDERS = ("seed", "space", "budget", "strategy", "method")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class ExperimentError(ValueError):
+    """An unknown experiment or scale, or seeds that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Budget labels of a NASIB group, per scale (the same figure, smaller clocks)."""
+
+    smoke: tuple[str, ...]  # e.g. ["30s", "60s"]: 2-core CPU
+    quick: tuple[str, ...]  # e.g. ["2m", "4m"]: one GPU, under ~30 minutes a figure
+    paper: tuple[str, ...]  # the paper's settings
+
+
+@dataclass(frozen=True)
+class Group:
+    """One trial group of a config: a method on a space, expanded over budgets and seeds."""
+
+    id: str  # trial-id template; {seed} required, {space} {budget} {strategy} {method} optional
+    method: str  # enas | nasib | retrain
+    space: str  # the search space (retrain: the source's space)
+    strategy: str | None = None  # nasib only: nasib (default) | random | darts | snas
+    budgets: Budgets | None = None  # nasib only: wall-clock budget labels per scale
+    source: str | None = None  # retrain only: source trial-id template, "<experiment>/<template>" if foreign
+    shared_with: str | None = None  # experiment owning these trials (their folders live there)
+    overrides: dict = field(default_factory=dict)  # method settings over the scale's, for this group
+
+
+@dataclass(frozen=True)
+class MethodOverrides:
+    """Per-method settings a scale passes to every trial of that method."""
+
+    enas: dict = field(default_factory=dict)  # enas_ext.search.search_trial overrides
+    nasib: dict = field(default_factory=dict)  # nasib.search.search_trial overrides
+    retrain: dict = field(default_factory=dict)  # nasib.train.retrain_trial overrides
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big one scale of an experiment is."""
+
+    preset: str  # the methods' preset: smoke | quick | paper
+    seeds: tuple[int, ...] | None = None  # this scale's seeds (None: the config's)
+    overrides: MethodOverrides = field(default_factory=MethodOverrides)  # per-method settings
+
+
+@dataclass(frozen=True)
+class Scales:
+    """The three scales every experiment defines."""
+
+    smoke: Scale  # 2-core CPU, a few minutes for the figure
+    quick: Scale  # one GPU, under ~30 minutes
+    paper: Scale  # the paper's settings
+
+
+@dataclass(frozen=True)
+class _File:
+    """The top level of a config file as written (trials are checked group by group)."""
+
+    name: str  # experiment name: results/<name>/
+    description: str  # one line for `python -m experiments list`
+    seeds: tuple[int, ...]  # default seeds
+    trials: list  # trial groups, parsed into Group one by one
+    scales: Scales  # smoke | quick | paper settings
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed, validated experiment config."""
+
+    name: str  # experiment name: results/<name>/
+    description: str  # one line for `python -m experiments list`
+    seeds: tuple[int, ...]  # default seeds
+    trials: tuple[Group, ...]  # trial groups, in run order
+    scales: Scales  # smoke | quick | paper settings
+    path: Path  # the YAML it came from (errors name it; shared owners are found beside it)
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One trial to run: everything the method needs, resolved."""
+
+    experiment: str  # the experiment that asked for it
+    owner: str  # the experiment whose folder holds it (itself unless shared)
+    trial_id: str  # folder name, e.g. enas-extended-s0
+    folder: Path  # results/<owner>/<trial_id>
+    method: str  # enas | nasib | retrain
+    space: str  # search space
+    strategy: str | None  # nasib strategy, else None
+    budget: str | None  # budget label, else None
+    seed: int  # trial seed
+    preset: str  # method preset
+    overrides: dict  # passed to the method as is (do not mutate)
+    source: Path | None = None  # retrain: the arch.json to retrain
+
+    @property
+    def key(self) -> str:
+        """'<owner>/<trial-id>', the name records use."""
+        return f"{self.owner}/{self.trial_id}"
+
+
+# --- loading and validation ---------------------------------------------------------------
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader itself reports an unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def available(folder: Path = CONFIG_DIR) -> list[str]:
+    """Names of the experiment configs in a folder."""
+    return sorted(p.stem for p in Path(folder).glob("*.yaml"))
+
+
+def load_config(name: str | Path, folder: Path = CONFIG_DIR) -> Experiment:
+    """An experiment by name (from `folder`) or by path to a YAML file, validated."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = Path(folder) / f"{name}.yaml"
+        if not path.is_file():
+            raise ExperimentError(f"unknown experiment {str(name)!r}; valid: {', '.join(available(folder))}")
+    try:
+        raw = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{line}: bad YAML: {' '.join(str(problem).split())}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: object, path: Path) -> Experiment:
+    """Validate a config mapping; every error is one line naming the file and the key."""
+    where = str(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at top level")
+    top = from_dict(_File, raw, where)
+    if not top.trials:
+        raise ConfigError(f"{where}.trials: expected a non-empty list of trial groups")
+    parsed = tuple(_parse_group(g, f"{where}: trials[{i}]") for i, g in enumerate(top.trials))
+    exp = Experiment(top.name, top.description, top.seeds, parsed, top.scales, path)
+    if exp.name != path.stem:
+        raise ConfigError(f"{where}.name: {exp.name!r} must equal the file name {path.stem!r}")
+    if not exp.seeds:
+        raise ConfigError(f"{where}.seeds: needs at least one seed")
+    for scale in SCALES:
+        if getattr(exp.scales, scale).preset not in SCALES:
+            raise ConfigError(f"{where}.scales.{scale}.preset: {getattr(exp.scales, scale).preset!r}; "
+                              f"valid: {', '.join(SCALES)}")
+    if any(g.shared_with == exp.name for g in parsed):
+        raise ConfigError(f"{where}: a group cannot be shared_with its own experiment {exp.name!r}")
+    return exp
+
+
+def _parse_group(raw: object, where: str) -> Group:
+    """One trial group, its per-method rules checked."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    budgets = raw.get("budgets")
+    group = from_dict(Group, {**raw, "budgets": None}, where)
+    if budgets is not None:
+        group = replace(group, budgets=from_dict(Budgets, budgets, f"{where}.budgets"))
+    _check_group(group, where)
+    return group
+
+
+def _check_group(g: Group, where: str) -> None:
+    """Raise ConfigError for a group whose fields do not fit its method."""
+    if g.method not in SPACES:
+        raise ConfigError(f"{where}.method: {g.method!r}; valid: {', '.join(SPACES)}")
+    if g.space not in SPACES[g.method]:
+        raise ConfigError(f"{where}.space: {g.space!r} for {g.method}; valid: {', '.join(SPACES[g.method])}")
+    for key, allowed in (("strategy", "nasib"), ("budgets", "nasib"), ("source", "retrain")):
+        if getattr(g, key) is not None and g.method != allowed:
+            raise ConfigError(f"{where}.{key}: only {allowed} groups take it, not {g.method}")
+    if g.strategy is not None and g.strategy not in STRATEGIES:
+        raise ConfigError(f"{where}.strategy: {g.strategy!r}; valid: {', '.join(STRATEGIES)}")
+    if g.method == "retrain" and not g.source:
+        raise ConfigError(f"{where}.source: retrain groups need the search trial to retrain")
+    if g.source and set(re.findall(r"{(\w*)}", g.source)) - {"seed", "space"}:
+        raise ConfigError(f"{where}.source: {g.source!r} may use only {{seed}} and {{space}}")
+    names = set(re.findall(r"{(\w*)}", g.id))
+    if names - set(PLACEHOLDERS) or "seed" not in names:
+        raise ConfigError(f"{where}.id: {g.id!r} must use {{seed}} and only {', '.join(PLACEHOLDERS)}")
+    for scale in SCALES if g.budgets else ():
+        labels = getattr(g.budgets, scale)
+        if not labels:
+            raise ConfigError(f"{where}.budgets.{scale}: needs at least one label")
+        if len(labels) > 1 and "budget" not in names:
+            raise ConfigError(f"{where}.id: {g.id!r} needs {{budget}} to tell its budgets apart")
+        for label in labels:
+            try:
+                parse_budget(label)
+            except BudgetError as e:
+                raise ConfigError(f"{where}.budgets.{scale}: {e}") from None
+
+
+# --- expansion ----------------------------------------------------------------------------
+
+def scale_of(exp: Experiment, scale: str) -> Scale:
+    """The named scale, or an error listing the valid ones."""
+    if scale not in SCALES:
+        raise ExperimentError(f"unknown scale {scale!r} for {exp.name}; valid: {', '.join(SCALES)}")
+    return getattr(exp.scales, scale)
+
+
+def expand(exp: Experiment, scale: str, results: Path, seeds: Iterable[int] | None = None,
+           check_shared: bool = True) -> list[TrialPlan]:
+    """All trials of an experiment at a scale, shared ones checked against their owner, retrains last."""
+    sc = scale_of(exp, scale)
+    seeds = tuple(seeds) if seeds is not None else (sc.seeds or exp.seeds)
+    rows = []
+    for i, g in enumerate(exp.trials):
+        for budget in getattr(g.budgets, scale) if g.budgets else (None,):
+            for seed in seeds:
+                rows.append((i, g, _plan(exp, g, sc, results, budget, seed, f"{exp.path}: trials[{i}]")))
+    plans = [p for _, _, p in rows]
+    _check_unique_ids(exp, plans)
+    plans = [_with_source(p, f"{exp.path}: trials[{i}].source", g, plans, results) for i, g, p in rows]
+    if check_shared:
+        _check_shared(exp, scale, results, seeds, plans)
+    return order(dedupe(plans))
+
+
+def _check_unique_ids(exp: Experiment, plans: list[TrialPlan]) -> None:
+    """Two groups of one experiment must not expand to the same trial id."""
+    seen: dict[str, TrialPlan] = {}
+    for p in plans:
+        if seen.setdefault(p.trial_id, p) is not p:
+            raise ConfigError(f"{exp.path}: trial id {p.trial_id!r} comes out of two groups; "
+                              f"make the id templates distinct")
+
+
+def _plan(exp: Experiment, g: Group, sc: Scale, results: Path, budget: str | None, seed: int,
+          where: str) -> TrialPlan:
+    """One trial of a group."""
+    strategy = (g.strategy or "nasib") if g.method == "nasib" else None
+    tid = g.id.format(seed=seed, space=g.space, budget=budget, strategy=strategy, method=g.method)
+    if not _SAFE_ID.fullmatch(tid):
+        raise ConfigError(f"{where}.id: {tid!r} is not a safe folder name (letters, digits, . _ -)")
+    overrides = deep_merge(getattr(sc.overrides, g.method), g.overrides)
+    if g.method == "nasib":
+        overrides = {**overrides, "strategy": strategy, **({"budget": budget} if budget else {})}
+    owner = g.shared_with or exp.name
+    return TrialPlan(exp.name, owner, tid, Path(results) / owner / tid, g.method, g.space, strategy,
+                     budget, seed, sc.preset, overrides)
+
+
+def _with_source(plan: TrialPlan, where: str, g: Group, plans: list[TrialPlan], results: Path) -> TrialPlan:
+    """A retrain plan with its source arch.json resolved; other plans unchanged."""
+    if g.method != "retrain":
+        return plan
+    ref = g.source.format(seed=plan.seed, space=g.space, budget=None, strategy=None, method=g.method)
+    if "/" in ref:
+        parts = ref.split("/")
+        if len(parts) != 2 or not all(_SAFE_ID.fullmatch(part) for part in parts):
+            raise ConfigError(f"{where}: {ref!r} must read '<experiment>/<trial-id>'")
+        folder = Path(results).joinpath(*parts)
+    else:
+        match = [p for p in plans if p.trial_id == ref and p.method != "retrain"]
+        if not match:
+            raise ConfigError(f"{where}: {ref!r} names no search trial of {plan.experiment}; "
+                              f"write '<experiment>/{ref}' for another experiment's trial")
+        if match[0].space != plan.space:
+            raise ConfigError(f"{where}: {ref!r} searches space {match[0].space!r}, "
+                              f"the group says {plan.space!r}")
+        folder = match[0].folder
+    return replace(plan, source=folder / "arch.json")
+
+
+def _check_shared(exp: Experiment, scale: str, results: Path, seeds: tuple[int, ...],
+                  plans: list[TrialPlan]) -> None:
+    """Each shared plan must be a trial its owner defines with the very same settings."""
+    owners: dict[str, dict[Path, TrialPlan]] = {}
+    for p in (p for p in plans if p.owner != p.experiment):
+        if p.owner not in owners:
+            try:
+                owner = load_config(p.owner, exp.path.parent)
+            except ExperimentError as e:
+                raise ConfigError(f"{exp.path}: shared_with: {e}") from None
+            owners[p.owner] = {q.folder: q for q in expand(owner, scale, results, seeds, check_shared=False)
+                               if q.owner == owner.name}
+        theirs = owners[p.owner].get(p.folder)
+        if theirs is None:
+            raise ConfigError(f"{exp.path}: trial {p.trial_id!r} is shared_with {p.owner}, "
+                              f"which defines no such trial at scale {scale}")
+        for name in ("method", "space", "strategy", "budget", "preset", "overrides"):
+            if getattr(p, name) != getattr(theirs, name):
+                raise ConfigError(f"{exp.path}: shared trial {p.key} differs from {p.owner}'s in {name}: "
+                                  f"{getattr(p, name)!r} here, {getattr(theirs, name)!r} there")
+
+
+def dedupe(plans: Iterable[TrialPlan]) -> list[TrialPlan]:
+    """One plan per folder (the first); two different plans for one folder is an error."""
+    seen: dict[Path, TrialPlan] = {}
+    for p in plans:
+        first = seen.setdefault(p.folder, p)
+        if first is not p and replace(first, experiment=p.experiment) != p:
+            raise ConfigError(f"two different trials would share the folder {p.folder} "
+                              f"({first.experiment} and {p.experiment}); give them distinct ids")
+    return list(seen.values())
+
+
+def order(plans: Iterable[TrialPlan]) -> list[TrialPlan]:
+    """Searches first, retrains after every search (their sources), each in config order."""
+    plans = list(plans)
+    return [p for p in plans if p.method != "retrain"] + [p for p in plans if p.method == "retrain"]
+
+
+def expand_all(names: Iterable[str], scale: str, results: Path, seeds: Iterable[int] | None = None,
+               folder: Path = CONFIG_DIR) -> dict[str, list[TrialPlan]]:
+    """Each named experiment's own trial list (shared trials included in every one that uses them)."""
+    seeds = None if seeds is None else tuple(seeds)
+    exps = [load_config(n, folder) for n in names]
+    return {exp.name: expand(exp, scale, results, seeds) for exp in exps}
+
+
+def merge(per_experiment: dict[str, list[TrialPlan]]) -> list[TrialPlan]:
+    """One deduplicated, ordered plan out of several experiments' lists."""
+    return order(dedupe(p for plans in per_experiment.values() for p in plans))
+
+
+def plan_experiments(names: Iterable[str], scale: str, results: Path, seeds: Iterable[int] | None = None,
+                     folder: Path = CONFIG_DIR) -> list[TrialPlan]:
+    """Expand several experiments into one deduplicated, ordered plan."""
+    return merge(expand_all(names, scale, results, seeds, folder))
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2); non-negative, distinct integers."""
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise ExperimentError(f"--seeds {text!r}: expected comma-separated integers such as 0,1,2") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ExperimentError(f"--seeds {text!r}: seeds must be distinct and non-negative")
+    return seeds
