@@ -73,8 +73,10 @@ def _say(msg: str) -> None:
 
 def _line(rec: dict, planned: int) -> str:
     """One human line per epoch."""
-    parts = [f"epoch {rec['epoch'] + 1}/{planned}", f"{rec['epoch_s']:.1f}s",
-             f"train_loss {rec.get('train_loss', float('nan')):.3f}", f"valid_acc {rec.get('valid_acc', 0):.3f}"]
+    parts = [f"epoch {rec['epoch'] + 1}/{planned}", f"{rec['epoch_s']:.1f}s"]
+    for key in ("train_loss", "valid_acc", "test_acc"):
+        if isinstance(rec.get(key), (int, float)):
+            parts.append(f"{key} {rec[key]:.3f}")
     if rec.get("budget_left_s") is not None:
         parts.append(f"budget left {rec['budget_left_s']:.0f}s")
     if rec.get("p_explore") is not None:
