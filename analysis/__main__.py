@@ -21,19 +21,16 @@ def cli() -> None:
     """Analyse trial records (never trains): curves, kernel frequencies, Table 1."""
 
 
-def _jobs(results: Path, out: Path | None, experiments: set[str]) -> list[tuple[str, Callable[[], object]]]:
-    """(name, thunk) per analysis, in paper order; each reads its own experiment's trials when present."""
-
-    def exp(name: str) -> str | None:
-        # The runner writes results/<experiment>/; pooling every figure's trials would mix budgets.
-        return name if name in experiments else None
-
+def _jobs(results: Path, out: Path | None) -> list[tuple[str, Callable[[], object]]]:
+    """(name, thunk) per analysis, in paper order; each reads its own experiment (see select_experiment)."""
+    # Each default is the job's own name: its trials.json, so shared trials come along and no other
+    # experiment's budgets are pooled in.
     jobs: list[tuple[str, Callable[[], object]]] = [
-        (fig, lambda fig=fig: run_curves(results, fig, out, exp(fig))) for fig in ("fig2", "fig3")
+        (fig, lambda fig=fig: run_curves(results, fig, out)) for fig in ("fig2", "fig3")
     ]
-    jobs.append(("fig4", lambda: run_kernel_freq(results, exp("fig4"), out)))
-    jobs.append(("fig5", lambda: run_curves(results, "fig5", out, exp("fig5"))))
-    jobs.append(("table1", lambda: run_table1(results, out, exp("table1"))))
+    jobs.append(("fig4", lambda: run_kernel_freq(results, None, out)))
+    jobs.append(("fig5", lambda: run_curves(results, "fig5", out)))
+    jobs.append(("table1", lambda: run_table1(results, out)))
     return jobs
 
 
@@ -42,12 +39,11 @@ def _jobs(results: Path, out: Path | None, experiments: set[str]) -> list[tuple[
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output root (OUT/figures, OUT/tables); default: RESULTS.")
 def run_all(results: Path, out: Path | None) -> None:
-    """Figures 2-5 and Table 1, each from experiment <name> when present (else all); empty ones skipped."""
+    """Figures 2-5 and Table 1, each from RESULTS/<name>/trials.json, else trials naming <name>, else all."""
     with cli_errors():
-        trials = load_trials(results)  # fail early, once, when there is nothing finished at all
-        experiments = {t.experiment for t in trials.ok}
+        load_trials(results)  # fail early, once, when there is nothing finished at all
         skipped = []
-        for name, job in _jobs(results, out, experiments):
+        for name, job in _jobs(results, out):
             click.echo(f"== {name} ==")
             try:
                 job()

@@ -16,6 +16,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis import stats  # noqa: E402
 from analysis.records import (  # noqa: E402
+    EXPERIMENT_HELP,
     NoTrialsError,
     Trial,
     TrialSet,
@@ -24,6 +25,7 @@ from analysis.records import (  # noqa: E402
     load_trials,
     output_dir,
     provenance_note,
+    select_experiment,
     trial_scale,
 )
 
@@ -64,11 +66,11 @@ def _budget_label(trial: Trial) -> str:
     return str(label) if label else f"{float(budget):g}s"
 
 
-def figure_groups(trials: TrialSet, figure: str, experiment: str | None = None) -> Groups:
-    """Ordered (label, trials) pairs a figure plots; NoTrialsError when the figure has none."""
+def figure_groups(trials: TrialSet, figure: str) -> Groups:
+    """Ordered (label, trials) pairs a figure plots from already-selected trials; NoTrialsError if none."""
     if figure not in FIGURES:
         raise ValueError(f"unknown figure {figure!r}; valid: {', '.join(FIGURES)}")
-    pool = [t for t in trials.select(experiment=experiment) if t.method != "retrain"]
+    pool = [t for t in trials.ok if t.method != "retrain"]
     groups: dict[str, list[Trial]] = {}
     if figure == "fig2":
         for space in ("original", "extended"):
@@ -85,8 +87,7 @@ def figure_groups(trials: TrialSet, figure: str, experiment: str | None = None) 
         for t in sorted(budgeted, key=_budget_key):
             groups.setdefault(_budget_label(t), []).append(t)
     if not groups:
-        where = f" in experiment {experiment!r}" if experiment else ""
-        raise NoTrialsError(f"no finished trials for {figure}{where} under {trials.root}")
+        raise NoTrialsError(f"no finished trials for {figure} ({trials.selection}) under {trials.root}")
     return list(groups.items())
 
 
@@ -125,7 +126,8 @@ def plot_curves(table: pd.DataFrame, figure: str, labels: list[str], path: Path,
                             color=colors[label], alpha=0.25, linewidth=0)
         ax.set_xlabel("epoch")
         ax.set_ylabel(AXIS_NAMES.get(metric, metric))
-        ax.legend(fontsize=8)
+        if ax.lines:  # a metric no trial recorded (e.g. p_explore of a fixed-p run) leaves an empty panel
+            ax.legend(fontsize=8)
     fig.suptitle(f"{TITLES[figure]}\nmean ± std over seeds; {caption}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -215,17 +217,17 @@ def _json_safe(value: object) -> object:
 
 def run_curves(results: Path, figure: str, out: Path | None = None,
                experiment: str | None = None) -> list[Path]:
-    """Load records, write <figure>_curves.csv/.png (and fig2_test.json for fig2); echo a summary."""
-    trials = load_trials(results)
+    """Write <figure>_curves.csv/.png (and fig2_test.json) from one experiment (default: the figure)."""
+    trials = select_experiment(load_trials(results), experiment, default=figure)
     click.echo(trials.summary())
-    groups = figure_groups(trials, figure, experiment)
+    groups = figure_groups(trials, figure)
     for label, members in groups:
         exps = sorted({t.experiment for t in members})
         budgets = sorted({str(t.config.get("budget_label") or t.config.get("budget_s")) for t in members})
         click.echo(f"  {label}: {len(members)} trial(s) from {', '.join(exps)}")
         if len(exps) > 1 or len(budgets) > 1:
             click.echo(f"  note: '{label}' pools experiments {exps} / budgets {budgets}; "
-                       "narrow with --experiment or a sub-folder of RESULTS")
+                       "narrow with --experiment")
     table = curve_table(groups, METRICS[figure])
     folder = output_dir(results, out, "figures")
     csv_path, png_path = folder / f"{figure}_curves.csv", folder / f"{figure}_curves.png"
@@ -249,7 +251,7 @@ def run_curves(results: Path, figure: str, out: Path | None = None,
 @click.option("--figure", type=click.Choice(FIGURES), required=True, help="Which figure to draw.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output root (files go to OUT/figures/); default: RESULTS.")
-@click.option("--experiment", default=None, help="Only trials whose config experiment equals this.")
+@click.option("--experiment", default=None, help=EXPERIMENT_HELP.format(default="the figure's name"))
 def main(results: Path, figure: str, out: Path | None, experiment: str | None) -> None:
     """Search curves (mean +- std over seeds) for Figure 2, 3 or 5 from the records under RESULTS."""
     with cli_errors():

@@ -14,6 +14,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis import stats  # noqa: E402
 from analysis.records import (  # noqa: E402
+    EXPERIMENT_HELP,
     NoTrialsError,
     RecordError,
     Trial,
@@ -23,23 +24,23 @@ from analysis.records import (  # noqa: E402
     output_dir,
     provenance_note,
     read_samples,
+    select_experiment,
 )
 
 # The six ops of the original ENAS macro space; everything else in the extended space was added.
 ORIGINAL_OPS = ("conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool3x3")
 
 
-def select_trials(trials: TrialSet, experiment: str | None = None) -> list[Trial]:
-    """Finished ENAS extended-space trials that have samples.json (optionally of one experiment)."""
-    picked = trials.select(method="enas", space="extended", experiment=experiment)
-    where = f" in experiment {experiment!r}" if experiment else ""
+def select_trials(trials: TrialSet) -> list[Trial]:
+    """Finished ENAS extended-space trials with samples.json among already-selected trials."""
+    picked = trials.select(method="enas", space="extended")
     without = [t.key for t in picked if not (t.path / "samples.json").exists()]
     if without:
         click.echo(f"  skipped {len(without)} trial(s) without samples.json: {', '.join(without)}")
     picked = [t for t in picked if t.key not in without]
     if not picked:
-        raise NoTrialsError(f"no finished ENAS trials with space 'extended' and samples.json{where} "
-                            f"under {trials.root}")
+        raise NoTrialsError(f"no finished ENAS trials with space 'extended' and samples.json "
+                            f"({trials.selection}) under {trials.root}")
     return picked
 
 
@@ -138,10 +139,10 @@ def plot_counts(table: pd.DataFrame, path: Path, caption: str) -> None:
 
 
 def run_kernel_freq(results: Path, experiment: str | None = None, out: Path | None = None) -> list[Path]:
-    """Count op choices, print the table and tests, write fig4_kernel_freq.csv and .png."""
-    trials = load_trials(results)
+    """Count op choices of one experiment's trials (default fig4), print tests, write fig4_kernel_freq.*."""
+    trials = select_experiment(load_trials(results), experiment, default="fig4")
     click.echo(trials.summary())
-    chosen = select_trials(trials, experiment)
+    chosen = select_trials(trials)
     table = count_ops(chosen)
     folder = output_dir(results, out, "figures")
     csv_path, png_path = folder / "fig4_kernel_freq.csv", folder / "fig4_kernel_freq.png"
@@ -157,8 +158,7 @@ def run_kernel_freq(results: Path, experiment: str | None = None, out: Path | No
 
 @click.command()
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--experiment", default=None,
-              help="Only trials whose config experiment equals this (e.g. fig4).")
+@click.option("--experiment", default=None, help=EXPERIMENT_HELP.format(default="fig4"))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output root (files go to OUT/figures/); default: RESULTS.")
 def main(results: Path, experiment: str | None, out: Path | None) -> None:

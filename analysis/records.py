@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,14 @@ FORMAT = 1
 STATUSES = ("ok", "diverged", "interrupted")
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
 ID_COLUMNS = ("trial_id", "experiment", "method", "space", "seed", "budget_label", "budget_s", "status")
+EVERY = "all"  # --experiment value that reads every trial under RESULTS, manifests ignored
+MANIFEST = "trials.json"  # the runner's per-experiment list of the folders it uses, shared ones included
+EXPERIMENT_HELP = (
+    "Experiment whose trials to read: the folders listed in RESULTS/<name>/trials.json (shared trials "
+    "owned by another experiment included), or, with no such manifest, trials whose config.json names "
+    "<name>. Default: {default}, when its manifest exists or any trial names it; otherwise every trial. "
+    f"'{EVERY}': every trial under RESULTS."
+)
 
 
 class RecordError(ValueError):
@@ -74,10 +82,11 @@ class TrialSet:
     ok: list[Trial] = field(default_factory=list)  # finished with status ok
     excluded: list[Trial] = field(default_factory=list)  # diverged/interrupted: reported, never averaged
     unfinished: list[Path] = field(default_factory=list)  # folders with config.json but no result.json
+    selection: str = "every trial"  # how these trials were chosen, for messages
 
     def summary(self) -> str:
-        """One line saying what was loaded, excluded and skipped."""
-        parts = [f"{len(self.ok)} finished trial(s) under {self.root}"]
+        """One line saying what was selected, loaded, excluded and skipped."""
+        parts = [f"{len(self.ok)} finished trial(s) under {self.root} ({self.selection})"]
         for status in STATUSES[1:]:
             names = [t.key for t in self.excluded if t.status == status]
             if names:
@@ -168,6 +177,50 @@ def load_trials(root: Path | str) -> TrialSet:
         raise NoTrialsError(f"no finished trials (with result.json) under {root}; "
                             f"{len(unfinished)} unfinished")
     return TrialSet(root, ok, excluded, unfinished)
+
+
+def read_manifest(root: Path, experiment: str) -> set[Path] | None:
+    """Resolved trial folders listed in <root>/<experiment>/trials.json; None when there is no manifest."""
+    path = Path(root) / experiment / MANIFEST
+    if not path.is_file():
+        return None
+    data = read_json(path, require_format=True)
+    rows = data.get("trials")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("folder"), str)
+                                             for r in rows):
+        raise RecordError(f"{path}: 'trials' must be a list of objects each with a 'folder' string")
+    return {(Path(root) / r["folder"]).resolve() for r in rows}
+
+
+def _restrict(trials: TrialSet, keep: Callable[[Path, str], bool], selection: str) -> TrialSet:
+    """The subset whose (folder, config experiment) pass keep; unfinished folders use their parent's name."""
+    return replace(
+        trials, selection=selection,
+        ok=[t for t in trials.ok if keep(t.path, t.experiment)],
+        excluded=[t for t in trials.excluded if keep(t.path, t.experiment)],
+        unfinished=[p for p in trials.unfinished if keep(p, p.parent.name)],
+    )
+
+
+def select_experiment(trials: TrialSet, experiment: str | None, default: str | None = None) -> TrialSet:
+    """The trials an experiment uses: its manifest's folders, else its config.json name (EXPERIMENT_HELP).
+
+    experiment None means `default`, which, unlike a name asked for, falls back to every trial when
+    neither a manifest nor a trial names it (records written before manifests, or a hand-made folder)."""
+    name = default if experiment is None else experiment
+    if name is None or name == EVERY:
+        return replace(trials, selection="every trial")
+    folders = read_manifest(trials.root, name)
+    if folders is not None:
+        listed = f"manifest {Path(trials.root) / name / MANIFEST}"
+        absent = [f for f in folders if not (f / "config.json").exists()]
+        if absent:
+            listed += f", {len(absent)} listed folder(s) not written yet"
+        return _restrict(trials, lambda path, _: path.resolve() in folders, listed)
+    named = _restrict(trials, lambda _, exp: exp == name, f"config experiment {name!r}, no {MANIFEST}")
+    if experiment is None and not (named.ok or named.excluded or named.unfinished):
+        return replace(trials, selection=f"every trial: no {name} manifest or trials")
+    return named
 
 
 def read_samples(trial: Trial) -> dict[str, Any]:

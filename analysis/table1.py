@@ -11,6 +11,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.records import (
+    EXPERIMENT_HELP,
     RecordError,
     Trial,
     TrialSet,
@@ -18,6 +19,7 @@ from analysis.records import (
     load_trials,
     output_dir,
     provenance_note,
+    select_experiment,
 )
 
 PAPER_PATH = Path(__file__).with_name("paper_table1.json")
@@ -50,20 +52,20 @@ def load_paper_rows(path: Path = PAPER_PATH) -> list[dict]:
     ]
 
 
-def retrain_trials(trials: TrialSet, method: str, space: str, experiment: str | None) -> list[Trial]:
+def retrain_trials(trials: TrialSet, method: str, space: str) -> list[Trial]:
     """Finished retrain trials whose source search used this method and space."""
-    return [t for t in trials.select(method="retrain", experiment=experiment)
+    return [t for t in trials.select(method="retrain")
             if t.result.get("source_method") == method and t.result.get("source_space") == space]
 
 
 def search_trials(trials: TrialSet, method: str, space: str, retrains: list[Trial],
-                  experiment: str | None) -> list[Trial]:
-    """The searches the retrains came from when found, else every finished search of method/space."""
-    by_key = {t.key: t for t in trials.ok}
+                  lookup: list[Trial]) -> list[Trial]:
+    """The searches (found in lookup) the retrains came from, else every selected search of method/space."""
+    by_key = {t.key: t for t in lookup}
     sources = [by_key[t.result["source_trial"]] for t in retrains if t.result.get("source_trial") in by_key]
     if sources:
         return list({t.key: t for t in sources}.values())
-    return trials.select(method=method, space=space, experiment=experiment)
+    return trials.select(method=method, space=space)
 
 
 def _mean(values: list[float]) -> float:
@@ -91,10 +93,10 @@ def _search_cost(searches: list[Trial]) -> tuple[object, str]:
     return _mean(hours), f"hours ({'/'.join(devices)})"
 
 
-def measured_row(trials: TrialSet, name: str, method: str, space: str, experiment: str | None) -> dict:
+def measured_row(trials: TrialSet, name: str, method: str, space: str, lookup: list[Trial]) -> dict:
     """One measured row; every missing piece is 'not run', never a zero."""
-    retrains = retrain_trials(trials, method, space, experiment)
-    searches = search_trials(trials, method, space, retrains, experiment)
+    retrains = retrain_trials(trials, method, space)
+    searches = search_trials(trials, method, space, retrains, lookup)
     err = stats.summarize([float(t.result["test_error"]) for t in retrains if "test_error" in t.result])
     params, note = _params(retrains, searches)
     cost, unit = _search_cost(searches)
@@ -110,10 +112,12 @@ def measured_row(trials: TrialSet, name: str, method: str, space: str, experimen
     }
 
 
-def build_table(trials: TrialSet, experiment: str | None = None) -> pd.DataFrame:
-    """Paper rows followed by the measured rows, as one frame with COLUMNS."""
+def build_table(trials: TrialSet, lookup: list[Trial] | None = None) -> pd.DataFrame:
+    """Paper rows, then measured rows of the selected trials; retrains find their searches in lookup."""
     rows = load_paper_rows()
-    rows += [measured_row(trials, *spec, experiment) for spec in MEASURED]
+    # A retrain's source search counts even when the selection missed it (records without a manifest).
+    pool = trials.ok if lookup is None else lookup
+    rows += [measured_row(trials, *spec, pool) for spec in MEASURED]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -152,10 +156,11 @@ def to_markdown(table: pd.DataFrame, note: str) -> str:
 
 
 def run_table1(results: Path, out: Path | None = None, experiment: str | None = None) -> list[Path]:
-    """Build Table 1 from records, write table1.csv/.md under OUT/tables, print the markdown."""
-    trials = load_trials(results)
+    """Table 1 from one experiment's records (default table1): OUT/tables/table1.csv/.md, markdown printed."""
+    everything = load_trials(results)
+    trials = select_experiment(everything, experiment, default="table1")
     click.echo(trials.summary())
-    table = build_table(trials, experiment)
+    table = build_table(trials, everything.ok)
     used = [t for t in trials.ok if t.method in {m for _, m, _ in MEASURED} | {"retrain"}]
     note = provenance_note(used) if used else "no matching records"
     folder = output_dir(results, out, "tables")
@@ -173,8 +178,7 @@ def run_table1(results: Path, out: Path | None = None, experiment: str | None = 
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output root (files go to OUT/tables/); default: RESULTS.")
-@click.option("--experiment", default=None,
-              help="Only retrain (and unlinked search) trials whose config experiment equals this.")
+@click.option("--experiment", default=None, help=EXPERIMENT_HELP.format(default="table1"))
 def main(results: Path, out: Path | None, experiment: str | None) -> None:
     """Table 1: paper rows beside rows measured from the records under RESULTS."""
     with cli_errors():

@@ -16,7 +16,7 @@ from scipy import stats as sps
 
 from analysis import curves, kernel_freq, stats, table1
 from analysis.__main__ import cli
-from analysis.records import NoTrialsError, RecordError, epochs_frame, load_trials
+from analysis.records import NoTrialsError, RecordError, epochs_frame, load_trials, select_experiment
 
 ORIGINAL = ["conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool3x3"]
 EXTENDED = ORIGINAL + ["conv1x1", "conv1x3", "conv3x1", "conv1x5", "conv5x1", "conv1x7", "conv7x1",
@@ -89,7 +89,7 @@ def test_kernel_frequencies_counted_exactly(tmp_path: Path) -> None:
     assert table["original"].tolist() == [True] * 6 + [False] * 12
     assert (tmp_path / "out" / "figures" / "fig4_kernel_freq.png").stat().st_size > 5000
     result = kernel_freq.added_share_tests(kernel_freq.count_ops(
-        kernel_freq.select_trials(load_trials(tmp_path), "fig4")))
+        kernel_freq.select_trials(select_experiment(load_trials(tmp_path), "fig4"))))
     added = 8  # conv1x7 x4, conv7x1, conv2x2 x3
     assert result["pooled"]["k"] == added and result["pooled"]["expected"] == pytest.approx(12 / 18)
     assert result["pooled"]["p_two_sided"] == pytest.approx(sps.binomtest(added, 12, 12 / 18).pvalue)
@@ -209,7 +209,7 @@ def test_fig3_labels_and_fig5_budget_order(tmp_path: Path) -> None:
     for label, budget in (("8h", 28800.0), ("2h", 7200.0)):
         write_trial(tmp_path, "fig5", f"nasib-superkernel-b{label}-s0", "nasib", "superkernel", 0, [0.4, 0.6],
                     budget_s=budget, budget_label=label, epoch_extra={"p_explore": 0.5})
-    groups = curves.figure_groups(load_trials(tmp_path), "fig3", "fig3")
+    groups = curves.figure_groups(select_experiment(load_trials(tmp_path), "fig3"), "fig3")
     assert sorted(label for label, _ in groups) == sorted(
         ["ENAS", "NASIB-1 (narrow)", "NASIB-2 (superkernel)", "DARTS", "SNAS", "random"])
     curves.run_curves(tmp_path, "fig5", tmp_path / "out")
@@ -278,3 +278,101 @@ def test_analysis_never_imports_torch() -> None:
     code = ("import sys, analysis.__main__, analysis.curves, analysis.kernel_freq, analysis.table1; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
+
+
+def write_manifest(root: Path, experiment: str, folders: list[str], fmt: object = 1) -> Path:
+    """results/<experiment>/trials.json as experiments/launchers.py writes it: owner/trial-id folders."""
+    rows = [{"folder": f, "trial_id": f.split("/")[1], "owner": f.split("/")[0]} for f in folders]
+    path = root / experiment / "trials.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": fmt, "experiment": experiment, "scale": "smoke", "trials": rows}))
+    return path
+
+
+def shared_records(root: Path) -> None:
+    """fig2 owns ENAS searches (extended ones with samples); fig3 and fig5 own their own searches."""
+    for seed in (0, 1):
+        write_trial(root, "fig2", f"enas-original-s{seed}", "enas", "original", seed, [0.5, 0.6])
+        write_trial(root, "fig2", f"enas-extended-s{seed}", "enas", "extended", seed, [0.6, 0.7],
+                    samples=[["conv1x7", "conv3x3"]])
+        write_trial(root, "fig3", f"nasib-narrow-s{seed}", "nasib", "narrow", seed, [0.4, 0.5])
+    write_trial(root, "fig5", "nasib-superkernel-b2h-s0", "nasib", "superkernel", 0, [0.3, 0.4],
+                budget_s=7200.0, budget_label="2h")
+
+
+def test_manifest_selects_shared_trials_by_default(tmp_path: Path) -> None:
+    shared_records(tmp_path)
+    # Owned by fig4 but not in its manifest (a stale folder): the manifest, not config.json, decides.
+    write_trial(tmp_path, "fig4", "enas-extended-s9", "enas", "extended", 9, [0.6], samples=[["conv3x3"] * 2])
+    write_manifest(tmp_path, "fig4", ["fig2/enas-extended-s0", "fig2/enas-extended-s1", "fig4/not-run-s2"])
+    result = runner_ok(["kernel-freq", str(tmp_path)])
+    assert "manifest " + str(tmp_path / "fig4" / "trials.json") in result.output
+    assert "1 listed folder(s) not written yet" in result.output
+    table = pd.read_csv(tmp_path / "figures" / "fig4_kernel_freq.csv", index_col="op")
+    assert [c for c in table.columns if "/" in c] == ["fig2/enas-extended-s0", "fig2/enas-extended-s1"]
+    assert table.loc["conv1x7", "total"] == 2 and table["total"].sum() == 4
+    write_manifest(tmp_path, "fig3", ["fig2/enas-original-s0", "fig2/enas-original-s1",
+                                      "fig3/nasib-narrow-s0", "fig3/nasib-narrow-s1"])
+    groups = dict(curves.figure_groups(select_experiment(load_trials(tmp_path), None, "fig3"), "fig3"))
+    assert sorted(groups) == ["ENAS", "NASIB-1 (narrow)"]
+    assert [t.key for t in groups["ENAS"]] == ["fig2/enas-original-s0", "fig2/enas-original-s1"]
+
+
+def test_default_experiment_is_the_figures_own(tmp_path: Path) -> None:
+    shared_records(tmp_path)
+    fig2 = [f"fig2/enas-{space}-s{seed}" for space in ("original", "extended") for seed in (0, 1)]
+    write_manifest(tmp_path, "fig2", fig2)
+    write_manifest(tmp_path, "fig3", ["fig3/nasib-narrow-s0"])
+    runner_ok(["curves", str(tmp_path), "--figure", "fig3"])
+    labels = pd.read_csv(tmp_path / "figures" / "fig3_curves.csv").groupby("label")["n"].max().to_dict()
+    assert labels == {"NASIB-1 (narrow)": 1}  # fig3's manifest only: no fig2 ENAS, no fig5 superkernel
+    runner_ok(["curves", str(tmp_path), "--figure", "fig3", "--experiment", "fig2"])
+    labels = pd.read_csv(tmp_path / "figures" / "fig3_curves.csv").groupby("label")["n"].max().to_dict()
+    assert labels == {"ENAS": 2, "ENAS (extended)": 2}
+    runner_ok(["curves", str(tmp_path), "--figure", "fig3", "--experiment", "all"])
+    labels = pd.read_csv(tmp_path / "figures" / "fig3_curves.csv").groupby("label")["n"].max().to_dict()
+    assert labels == {"ENAS": 2, "ENAS (extended)": 2, "NASIB-1 (narrow)": 2, "NASIB-2 (superkernel)": 1}
+    result = runner_ok(["all", str(tmp_path)])
+    assert "fig5: skipped" not in result.output and "fig4: skipped" not in result.output
+    help_text = CliRunner().invoke(cli, ["curves", "--help"]).output
+    assert "trials.json" in help_text and "'all'" in help_text
+
+
+def test_without_manifest_config_experiment_decides(tmp_path: Path) -> None:
+    shared_records(tmp_path)
+    chosen = select_experiment(load_trials(tmp_path), "fig3")
+    assert sorted(t.key for t in chosen.ok) == ["fig3/nasib-narrow-s0", "fig3/nasib-narrow-s1"]
+    assert "config experiment 'fig3', no trials.json" in chosen.summary()
+    with pytest.raises(NoTrialsError, match="fig4"):  # asked for by name: nothing names it
+        kernel_freq.run_kernel_freq(tmp_path, "fig4", tmp_path / "out")
+    result = runner_ok(["kernel-freq", str(tmp_path)])  # default fig4, absent: every trial
+    assert "every trial: no fig4 manifest or trials" in result.output
+    table = pd.read_csv(tmp_path / "figures" / "fig4_kernel_freq.csv", index_col="op")
+    assert [c for c in table.columns if "/" in c] == ["fig2/enas-extended-s0", "fig2/enas-extended-s1"]
+
+
+def test_table1_reads_shared_searches_through_manifest(tmp_path: Path) -> None:
+    shared_records(tmp_path)
+    for seed in (0, 1):
+        extra = {"source_trial": f"fig3/nasib-narrow-s{seed}", "source_method": "nasib",
+                 "source_space": "narrow", "test_error": 5.0, "params": 1_000_000}
+        write_trial(tmp_path, "table1" if seed == 0 else "other", f"retrain-nasib-narrow-s{seed}", "retrain",
+                    "narrow", seed, [0.9], extra=extra)
+    write_manifest(tmp_path, "table1", ["fig3/nasib-narrow-s0", "table1/retrain-nasib-narrow-s0"])
+    runner_ok(["table1", str(tmp_path)])
+    row = pd.read_csv(tmp_path / "tables" / "table1.csv", dtype=str).set_index("network").loc["NASIB-1"]
+    assert (row["n_search"], row["n_retrain"]) == ("1", "1")
+    runner_ok(["table1", str(tmp_path), "--experiment", "all"])
+    row = pd.read_csv(tmp_path / "tables" / "table1.csv", dtype=str).set_index("network").loc["NASIB-1"]
+    assert (row["n_search"], row["n_retrain"]) == ("2", "2")
+
+
+@pytest.mark.parametrize("fmt,trials_ok", [(2, True), (1, False)])
+def test_bad_manifest_names_the_file(tmp_path: Path, fmt: int, trials_ok: bool) -> None:
+    shared_records(tmp_path)
+    path = write_manifest(tmp_path, "fig2", ["fig2/enas-original-s0"], fmt=fmt)
+    if not trials_ok:
+        path.write_text(json.dumps({"format": 1, "experiment": "fig2", "trials": ["fig2/enas-original-s0"]}))
+    result = CliRunner().invoke(cli, ["curves", str(tmp_path), "--figure", "fig2"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: {path}")
