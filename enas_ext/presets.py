@@ -1,0 +1,109 @@
+"""ENAS macro search configuration and its presets: smoke (CPU), quick (one GPU), paper (the reference).
+
+`paper` is the official macro search script's setting (shared/reference/enas-macro.md).
+Everything else scales it down; the controller keeps the reference's hyper-parameters
+except how many updates and samples it gets per epoch at the small scales.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from enas_ext.controller import ControllerConfig
+from nasib.config import ConfigError, deep_merge, from_dict
+from nasib.data import AugmentConfig, DataConfig
+from nasib.spaces import get_space
+
+ENAS_SPACES = ("original", "extended")  # the macro spaces this search is set up for
+PRESETS = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class EnasSearchConfig:
+    """Everything an ENAS macro search trial needs besides seed, device and output folder."""
+
+    space: str = "original"  # op space: original (6 ENAS ops) or extended (18)
+    layers: int = 12  # searched layers; reductions after layers L//3-1 and 2(L//3)-1
+    channels: int = 36  # child width, constant during search (must be even: factorized reductions)
+    batch_size: int = 128  # child training batch, also the controller's reward batch (reference: 128)
+    epochs: int = 310  # child epochs, each followed by the controller's updates
+    lr_max: float = 0.05  # child SGD lr at the start of every cosine cycle
+    lr_min: float = 0.0005  # child SGD lr at the end of every cosine cycle
+    lr_t0: int = 10  # length in epochs of the first cosine cycle
+    lr_tmul: int = 2  # each cycle is this many times longer than the one before (restarts 10, 30, 70, 150)
+    momentum: float = 0.9  # SGD momentum (Nesterov when `nesterov`)
+    nesterov: bool = True  # Nesterov momentum, as the reference
+    # The reference adds l2 * sum(w^2) with l2 = 2.5e-4 to the loss; its gradient is 2 * l2 * w,
+    # i.e. a weight decay of 5e-4, applied to every shared weight before clipping.
+    weight_decay: float = 5e-4
+    # Global-norm clip of the child gradient. The reference sets 5 but its clipping is a no-op
+    # (a bug); we apply it, a listed deviation. 0 disables.
+    grad_clip: float = 5.0
+    keep_prob: float = 0.9  # dropout keep probability before the classifier, search only
+    eval_batch: int = 100  # valid-accuracy batch; each batch gets its own sampled architecture
+    num_samples: int = 50  # architectures drawn from the final controller into samples.json
+    controller: ControllerConfig = field(default_factory=ControllerConfig)  # LSTM + REINFORCE settings
+    data: DataConfig = field(default_factory=DataConfig)  # splits: 45k train / 5k valid by default
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # child training: pad-4 crop + flip
+
+    def __post_init__(self) -> None:
+        if self.space not in ENAS_SPACES:
+            raise ConfigError(f"unknown ENAS space {self.space!r}; valid: {', '.join(ENAS_SPACES)}")
+        for name in ("layers", "channels", "batch_size", "epochs", "lr_t0", "lr_tmul", "eval_batch",
+                     "num_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.channels % 2:
+            raise ConfigError(f"channels must be even (factorized reductions halve it), got {self.channels}")
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise ConfigError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
+        if not 0.0 <= self.lr_min <= self.lr_max:
+            raise ConfigError(f"need 0 <= lr_min <= lr_max, got {self.lr_min}, {self.lr_max}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("weight_decay and grad_clip must be >= 0")
+        n_ops = len(get_space(self.space).ops)
+        if (self.controller.num_layers, self.controller.num_ops) != (self.layers, n_ops):
+            raise ConfigError(f"controller.num_layers/num_ops ({self.controller.num_layers}, "
+                              f"{self.controller.num_ops}) must match layers and the space "
+                              f"({self.layers}, {n_ops})")
+
+
+def _base(name: str) -> dict:
+    """The preset's values as a plain dict (space-independent)."""
+    if name == "paper":
+        return dataclasses.asdict(EnasSearchConfig())
+    if name == "quick":
+        # 21 epochs = cosine cycles of 3, 6 and 12: the reference's restart shape, ending a cycle.
+        return deep_merge(dataclasses.asdict(EnasSearchConfig()), {"epochs": 21, "lr_t0": 3})
+    if name == "smoke":
+        # Well under a minute on a 2-core CPU: a small net, a 1500/300 subset, a few controller steps.
+        return deep_merge(dataclasses.asdict(EnasSearchConfig()), {
+            "layers": 6, "channels": 12, "batch_size": 32, "epochs": 3, "lr_t0": 3,
+            "controller": {"train_steps": 5, "num_aggregate": 5},
+            "data": {"valid_size": 300, "train_size": 1500},
+        })
+    raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+
+
+def configure(preset: str, space: str, overrides: dict | None = None) -> EnasSearchConfig:
+    """The preset for `space` with `overrides` (nested dicts for controller/data/augment) laid on top.
+
+    The controller's num_layers and num_ops follow `layers` and the space unless an override
+    sets them (a mismatch then fails).
+    """
+    if space not in ENAS_SPACES:
+        raise ValueError(f"unknown ENAS space {space!r}; valid: {', '.join(ENAS_SPACES)}")
+    merged = deep_merge(_base(preset), {"space": space})
+    merged = deep_merge(merged, overrides)
+    ctrl_over = (overrides or {}).get("controller") or {}
+    if isinstance(merged.get("controller"), dict):
+        if "num_layers" not in ctrl_over:
+            merged["controller"]["num_layers"] = merged.get("layers")
+        if "num_ops" not in ctrl_over and merged.get("space") in ENAS_SPACES:
+            merged["controller"]["num_ops"] = len(get_space(merged["space"]).ops)
+    return from_dict(EnasSearchConfig, merged, f"enas {preset} config")
+
+
+def preset(name: str, space: str = "original") -> EnasSearchConfig:
+    """The named preset (smoke, quick, paper) for `space`."""
+    return configure(name, space)
