@@ -1,0 +1,95 @@
+"""`python -m benchmarks`: speed figures on this machine, written to results/bench/.
+
+    python -m benchmarks --device auto [--preset P] [--out results/bench] [--fidelity 30,60]
+
+The preset defaults to `paper` on a GPU and `smoke` on a CPU (a paper-size step on a
+2-core CPU takes minutes and measures nothing useful). Each run writes one JSON per
+benchmark, named with the device kind and preset, and prints a short summary.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from nasib.records import atomic_write_json
+from nasib.runtime import resolve_device
+
+
+def _save(out: Path, name: str, data: dict | list) -> Path:
+    """Write one benchmark's figures, stamped with when and where they were taken."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    atomic_write_json(path, {"measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                             "host": platform.node(), "cpu": platform.processor() or platform.machine(),
+                             "figures": data})
+    return path
+
+
+def _enas(device: str, preset: str) -> dict:
+    """ENAS search pieces for both spaces."""
+    from benchmarks.enas_bench import run
+
+    return {space: run(device, preset, space=space) for space in ("original", "extended")}
+
+
+def _print_enas(figs: dict) -> None:
+    """One line per ENAS space."""
+    for space, f in figs.items():
+        click.echo(f"  ENAS {space:9s}: child step {f['ms_per_child_step']:.1f} ms, controller update "
+                   f"{f['ms_per_controller_update']:.1f} ms, projected epoch {f['projected_epoch_s']:.1f} s")
+
+
+def _print_nasib(figs: dict) -> None:
+    """One line per NASIB space."""
+    for space, f in figs["spaces"].items():
+        click.echo(f"  NASIB {space:11s}: weight step {f['ms_per_weight_step']:.1f} ms, alpha step "
+                   f"{f['ms_per_alpha_step']:.1f} ms, checkpoint {f['checkpoint_s']:.2f} s, "
+                   f"projected epoch {f['projected_epoch_s']:.1f} s")
+
+
+@click.command()
+@click.option("--device", default="auto", show_default=True)
+@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default=None,
+              help="Default: paper on CUDA, smoke on CPU.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/bench"), show_default=True)
+@click.option("--fidelity", default=None, help="Comma-separated budgets in seconds for the budget-fidelity "
+              "runs (default: 30,60 on CPU, 120,300,600 on CUDA; 'none' skips them).")
+@click.option("--only", type=click.Choice(["enas", "nasib", "fidelity"]), multiple=True,
+              help="Run only these benchmarks (repeatable).")
+def main(device: str, preset: str | None, out: Path, fidelity: str | None, only: tuple[str, ...]) -> None:
+    """Measure search speed and budget fidelity on this machine."""
+    dev = resolve_device(device)
+    preset = preset or ("paper" if dev.type == "cuda" else "smoke")
+    tag = f"{dev.type}-{preset}"
+    todo = set(only) or {"enas", "nasib", "fidelity"}
+    click.echo(f"benchmarks on {dev} at preset {preset} -> {out}")
+    if "enas" in todo:
+        figs = _enas(str(dev), preset)
+        _print_enas(figs)
+        click.echo(f"  wrote {_save(out, f'enas-{tag}', figs)}")
+    if "nasib" in todo:
+        from benchmarks.nasib_bench import run
+
+        figs = run(str(dev), preset)
+        _print_nasib(figs)
+        click.echo(f"  wrote {_save(out, f'nasib-{tag}', figs)}")
+    if "fidelity" in todo and fidelity != "none":
+        from benchmarks.nasib_bench import budget_fidelity
+
+        default = "120,300,600" if dev.type == "cuda" else "30,60"
+        budgets = [float(b) for b in (fidelity or default).split(",")]
+        fid_preset = "quick" if dev.type == "cuda" else "smoke"
+        rows = budget_fidelity(str(dev), budgets, preset=fid_preset)
+        for r in rows:
+            click.echo(f"  budget {r['budget_s']:.0f}s: used {r['used_ratio']:.1%} of it (wall {r['wall_ratio']:.1%}), "
+                       f"{r['epochs']} epochs, status {r['status']}")
+        click.echo(f"  wrote {_save(out, f'budget-fidelity-{dev.type}-{fid_preset}', rows)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
