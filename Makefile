@@ -2,7 +2,7 @@
 # Variables: SCALE (smoke|quick|paper), SEEDS (e.g. 0,1,2), DEVICE (auto|cpu|cuda), RESULTS, DATA.
 PY        ?= python3
 VENV      ?= .venv
-PYTHON    := $(VENV)/bin/python
+PYTHON    ?= $(VENV)/bin/python
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 SCALE     ?= quick
 SEEDS     ?=
@@ -10,6 +10,9 @@ DEVICE    ?= auto
 RESULTS   ?= results
 DATA      ?= $(if $(NASIB_DATA),$(NASIB_DATA),data)
 SHARED    ?= ../shared/data
+INSTALL   ?= install# set INSTALL= to use an existing environment (with PYTHON=...)
+# One torch thread: on small shared CPUs two threads ran 5-10x slower (measured); raise it on big CPUs.
+export OMP_NUM_THREADS ?= 1
 SEEDS_ARG := $(if $(SEEDS),--seeds $(SEEDS),)
 RUN       := $(PYTHON) -m experiments run
 RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(RESULTS) --data-dir $(DATA)
@@ -25,20 +28,20 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
-test: install  ## the whole CPU suite (slow real-data tests run when NASIB_DATA is set)
+test: $(INSTALL)  ## the whole CPU suite (slow real-data tests run when NASIB_DATA is set)
 	$(PYTHON) -m pytest -q -ra
 
-test-fast: install  ## the suite without slow tests
+test-fast: $(INSTALL)  ## the suite without slow tests
 	$(PYTHON) -m pytest -q -m "not slow"
 
 # CIFAR-10 in the standard layout: the shared JPEG copy when it is beside the checkout,
 # else torchvision's download (needs internet).
-data: install
+data: $(INSTALL)
 	@if [ -f $(DATA)/cifar-10-batches-py/test_batch ]; then echo "data present in $(DATA)"; \
 	elif [ -f $(SHARED)/cifar10_jpeg_q75.npz ]; then $(PYTHON) $(SHARED)/make_cifar10.py $(DATA); \
 	else $(PYTHON) -c "import torchvision; torchvision.datasets.CIFAR10('$(DATA)', download=True)"; fi
 
-demo: install  ## a small real search of each method, its records and a plot, in a few CPU minutes
+demo: $(INSTALL)  ## a small real search of each method, its records and a plot, in a few CPU minutes
 	$(MAKE) --no-print-directory data || ( echo "no CIFAR-10 here: using the synthetic stand-in"; \
 	  $(PYTHON) -m nasib.synthetic $(DATA) --train 3000 --test 500 )
 	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $(DATA) \
@@ -47,36 +50,36 @@ demo: install  ## a small real search of each method, its records and a plot, in
 	  --data-dir $(DATA) --out $(RESULTS)/demo/nasib-superkernel-b90s-s0
 	$(PYTHON) -m analysis.curves $(RESULTS)/demo --figure fig3 --out $(RESULTS)/demo/figures
 
-fig2: install
+fig2: $(INSTALL)
 	$(RUN) fig2 $(RUN_ARGS)
 	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig2
 
-fig3: install
+fig3: $(INSTALL)
 	$(RUN) fig3 $(RUN_ARGS)
 	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig3
 
-fig4: install
+fig4: $(INSTALL)
 	$(RUN) fig4 $(RUN_ARGS)
 	$(PYTHON) -m analysis.kernel_freq $(RESULTS)
 
-fig5 budget-sweep: install
+fig5 budget-sweep: $(INSTALL)
 	$(RUN) fig5 $(RUN_ARGS)
 	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig5
 
-table1: install
+table1: $(INSTALL)
 	$(RUN) table1 $(RUN_ARGS)
 	$(PYTHON) -m analysis.table1 $(RESULTS)
 
 all: fig2 fig3 fig4 fig5 table1
 
-bench: install  ## speed figures on this machine -> results/bench/
+bench: $(INSTALL)  ## speed figures on this machine -> results/bench/
 	$(PYTHON) -m benchmarks --device $(DEVICE) --out $(RESULTS)/bench
 
 ci-gpu:  ## the GPU check: gpu tests, benchmarks at paper preset, quick fig2 (needs CUDA; uses the machine's python)
 	PYTHONPATH=. python3 -m pytest -q -m gpu tests
 	PYTHONPATH=. python3 -m benchmarks --device cuda --preset paper --out $(RESULTS)/bench
 
-lint: install
+lint: $(INSTALL)
 	$(VENV)/bin/ruff check .
 
 clean:
