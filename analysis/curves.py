@@ -11,8 +11,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window: runs on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import pandas as pd
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis import stats  # noqa: E402
 from analysis.records import (  # noqa: E402
@@ -125,6 +126,7 @@ def plot_curves(table: pd.DataFrame, figure: str, labels: list[str], path: Path,
             ax.fill_between(part["epoch"], part["mean"] - spread, part["mean"] + spread,
                             color=colors[label], alpha=0.25, linewidth=0)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(AXIS_NAMES.get(metric, metric))
         if ax.lines:  # a metric no trial recorded (e.g. p_explore of a fixed-p run) leaves an empty panel
             ax.legend(fontsize=8)

@@ -291,6 +291,14 @@ def output_dir(results: Path, out: Path | None, kind: str) -> Path:
     return folder
 
 
+def _data_name(source: str | None) -> str:
+    """The data folder's own name (…/cifar10/cifar-10-batches-py -> cifar10), short enough for a caption."""
+    if not source:
+        return "?"
+    path = Path(source)
+    return path.parent.name if path.name == "cifar-10-batches-py" and path.parent.name else path.name
+
+
 def provenance_note(trials: Iterable[Trial]) -> str:
     """Short 'preset / device / data' description gathered from configs, for captions and tables."""
     presets, devices, data = set(), set(), set()
@@ -298,6 +306,6 @@ def provenance_note(trials: Iterable[Trial]) -> str:
         prov = trial.config.get("provenance", {}) or {}
         presets.add(str(trial.config.get("preset", "?")))
         devices.add(str(prov.get("device_name") or prov.get("device") or trial.result.get("device", "?")))
-        data.add(str(prov.get("data_source", "?")))
+        data.add(_data_name(prov.get("data_source")))
     return (f"preset: {', '.join(sorted(presets))}; device: {', '.join(sorted(devices))}; "
             f"data: {', '.join(sorted(data))}")

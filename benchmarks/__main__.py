@@ -8,7 +8,6 @@ benchmark, named with the device kind and preset, and prints a short summary.
 """
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time

@@ -42,7 +42,7 @@ def test_make_fig2_smoke_writes_real_curves(tmp_path):
     assert (acc["n"] == 2).all()  # two seeds behind every point
     for space in ("original", "extended"):
         rows = acc[acc["label"] == f"ENAS {space}"].sort_values("epoch")
-        want = [sum(v) / 2 for v in zip(*curves[space])]  # the mean of the two seeds' curves
+        want = [sum(v) / 2 for v in zip(*curves[space], strict=True)]  # the mean of the two seeds' curves
         assert rows["mean"].tolist() == pytest.approx(want)
         assert (rows["ci_low"] <= rows["mean"]).all() and (rows["mean"] <= rows["ci_high"]).all()
     assert (results / "figures" / "fig2_curves.png").stat().st_size > 10_000

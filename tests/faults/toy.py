@@ -64,5 +64,5 @@ def run(out: Path, epochs: int, nan_at: int = -1, sleep: float = 0.0) -> dict:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    opts = dict(zip(args[2::2], args[3::2]))
+    opts = dict(zip(args[2::2], args[3::2], strict=False))
     run(Path(args[0]), int(args[1]), int(opts.get("--nan-at", -1)), float(opts.get("--sleep", 0)))
