@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,23 +102,28 @@ class Retrain:
         self.last_test_acc = float("nan")
 
     def state_dict(self) -> dict:
+        """Network, optimizer and the last test accuracy."""
         return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "test_acc": self.last_test_acc}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict() returned."""
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.last_test_acc = state["test_acc"]
 
     def done(self, epoch: int) -> bool:
+        """True once the configured epochs have run."""
         return epoch >= self.cfg.epochs
 
     def planned_epochs(self) -> int:
+        """The configured epoch count."""
         return self.cfg.epochs
 
     def lr(self, epoch: int) -> float:
         """Cosine decay from lr_max to lr_min over the run."""
-        c = self.cfg
-        return c.lr_min + 0.5 * (c.lr_max - c.lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
+        from nasib.search import cosine
+
+        return cosine(self.cfg.lr_max, self.cfg.lr_min, epoch, self.cfg.epochs)
 
     def run_epoch(self, epoch: int) -> dict:
         """One pass over the training images, then test accuracy."""
@@ -145,6 +149,7 @@ class Retrain:
                 "test_acc": self.last_test_acc, "lr": lr}
 
     def finish(self, trial: Trial, epochs: list[dict]) -> dict:
+        """Result fields: test accuracy and error, parameters, where the architecture came from."""
         acc = self.last_test_acc
         return {"test_acc": acc, "test_error": 100.0 * (1.0 - acc), "params": count_params(self.net),
                 "final_valid_acc": None, "device": str(self.device), **self.source}
