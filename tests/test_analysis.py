@@ -376,3 +376,19 @@ def test_bad_manifest_names_the_file(tmp_path: Path, fmt: int, trials_ok: bool) 
     result = CliRunner().invoke(cli, ["curves", str(tmp_path), "--figure", "fig2"])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert result.output.startswith(f"Error: {path}")
+
+
+def test_inventory_lists_every_finished_trial(tmp_path: Path) -> None:
+    from analysis.inventory import main as inventory_main
+
+    fig2_records(tmp_path, [0.5, 0.6], [0.7])
+    write_trial(tmp_path, "fig5", "nasib-b1m-s0", "nasib", "superkernel", 0, [0.3], budget_label="1m",
+                budget_s=60.0)
+    write_trial(tmp_path, "fig5", "nasib-b2m-s0", "nasib", "superkernel", 0, [0.3], finished=False)
+    res = CliRunner().invoke(inventory_main, [str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "inventory.csv")
+    assert table["trial"].tolist() == ["fig2/enas-extended-s0", "fig2/enas-original-s0", "fig2/enas-original-s1",
+                                       "fig5/nasib-b1m-s0"]  # the unfinished one is not listed
+    assert table.loc[3, "budget"] == "1m" and (table["device"] == "test-cpu").all()
+    assert "| fig5/nasib-b1m-s0 | nasib | superkernel |" in (tmp_path / "inventory.md").read_text()

@@ -1,0 +1,55 @@
+"""`python -m analysis.inventory RESULTS`: what produced every trial under RESULTS, from its records.
+
+Writes RESULTS/inventory.md (and .csv): one row per finished trial with its experiment,
+method, space, budget, seed, preset, status, epochs, search time, device, data folder,
+start date, commit and dirty flag. Every figure in RESULTS was drawn from trials listed
+here, so this is the provenance table `results/README.md` points at.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from analysis.records import Trial, cli_errors, load_trials
+
+
+def _row(trial: Trial) -> dict:
+    """One inventory row, read from config.json and result.json."""
+    cfg, res = trial.config, trial.result
+    prov = cfg.get("provenance", {}) or {}
+    source = prov.get("data_source") or ""
+    commit = prov.get("git_commit") or ""
+    return {
+        "trial": trial.key, "method": trial.method, "space": trial.space,
+        "strategy": (cfg.get("config") or {}).get("strategy", ""), "budget": cfg.get("budget_label") or "",
+        "seed": cfg.get("seed"), "preset": cfg.get("preset"), "status": trial.status, "epochs": res.get("epochs"),
+        "search_s": round(float(res.get("search_s") or 0.0), 1),
+        "device": prov.get("device_name") or prov.get("device"), "data": Path(source).parent.name or source,
+        "started_at": prov.get("started_at"), "commit": commit[:10] + ("+dirty" if prov.get("git_dirty") else ""),
+    }
+
+
+def inventory(results: Path) -> pd.DataFrame:
+    """The inventory table of every finished trial under `results`."""
+    trials = load_trials(results)
+    rows = [_row(t) for t in trials.ok + trials.excluded]
+    return pd.DataFrame(rows).sort_values("trial").reset_index(drop=True)
+
+
+@click.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def main(results: Path) -> None:
+    """Write RESULTS/inventory.{md,csv}: the provenance of every finished trial."""
+    with cli_errors():
+        table = inventory(results)
+    table.to_csv(results / "inventory.csv", index=False)
+    head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
+    (results / "inventory.md").write_text(f"# Trials under {results}\n\n{head}{body}")
+    click.echo(f"{len(table)} trial(s) -> {results / 'inventory.md'}, {results / 'inventory.csv'}")
+
+
+if __name__ == "__main__":
+    main()
