@@ -51,6 +51,18 @@ def _print_nasib(figs: dict) -> None:
                    f"projected epoch {f['projected_epoch_s']:.1f} s")
 
 
+def _checkpoints(out: Path) -> None:
+    """Checkpoint size and save time at the smoke and paper presets (device-independent state)."""
+    from benchmarks.checkpoint_bench import run
+
+    for preset in ("smoke", "paper"):
+        figs = run(preset)
+        for name, f in figs["searchers"].items():
+            click.echo(f"  checkpoint {preset:5s} {name:17s}: {f['checkpoint_mb']:.1f} MB, "
+                       f"saved in {f['save_s']:.3f} s")
+        click.echo(f"  wrote {_save(out, f'checkpoint-{preset}', figs)}")
+
+
 @click.command()
 @click.option("--device", default="auto", show_default=True)
 @click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default=None,
@@ -58,14 +70,14 @@ def _print_nasib(figs: dict) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/bench"), show_default=True)
 @click.option("--fidelity", default=None, help="Comma-separated budgets in seconds for the budget-fidelity "
               "runs (default: 30,60 on CPU, 120,300,600 on CUDA; 'none' skips them).")
-@click.option("--only", type=click.Choice(["enas", "nasib", "fidelity"]), multiple=True,
+@click.option("--only", type=click.Choice(["enas", "nasib", "checkpoint", "fidelity"]), multiple=True,
               help="Run only these benchmarks (repeatable).")
 def main(device: str, preset: str | None, out: Path, fidelity: str | None, only: tuple[str, ...]) -> None:
     """Measure search speed and budget fidelity on this machine."""
     dev = resolve_device(device)
     preset = preset or ("paper" if dev.type == "cuda" else "smoke")
     tag = f"{dev.type}-{preset}"
-    todo = set(only) or {"enas", "nasib", "fidelity"}
+    todo = set(only) or {"enas", "nasib", "checkpoint", "fidelity"}
     click.echo(f"benchmarks on {dev} at preset {preset} -> {out}")
     if "enas" in todo:
         figs = _enas(str(dev), preset)
@@ -77,6 +89,8 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
         figs = run(str(dev), preset)
         _print_nasib(figs)
         click.echo(f"  wrote {_save(out, f'nasib-{tag}', figs)}")
+    if "checkpoint" in todo:
+        _checkpoints(out)
     if "fidelity" in todo and fidelity != "none":
         from benchmarks.nasib_bench import budget_fidelity
 

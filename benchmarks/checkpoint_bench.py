@@ -1,0 +1,62 @@
+"""What checkpointing adds per epoch: the size and the save time of each search's full state.
+
+Builds each searcher at a preset on the CPU (the state's size does not depend on the
+device), gives every weight its momentum buffer (as after an epoch in which every op was
+sampled: the largest the state gets), and times `Trial.save_checkpoint`, which is what
+`nasib.loop` does after every epoch: serialise, write, fsync, rename.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nasib.records import Trial
+from nasib.runtime import rng_state
+
+
+def _fill_momentum(opt: torch.optim.Optimizer) -> None:
+    """Give every parameter the momentum buffer SGD keeps once it has a gradient."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
+
+
+def _searchers(preset: str):
+    """(name, searcher) for ENAS original/extended and NASIB narrow/superkernel at `preset`."""
+    from enas_ext.presets import configure
+    from enas_ext.search import EnasSearch
+    from nasib.presets import preset as nasib_preset
+    from nasib.search import NasibSearch, synthetic_splits
+
+    cpu = torch.device("cpu")
+    splits = synthetic_splits(256, 256)
+    for space in ("original", "extended"):
+        s = EnasSearch(configure(preset, space), splits, cpu, seed=0)
+        _fill_momentum(s.opt)
+        yield f"enas-{space}", s
+    for space in ("narrow", "superkernel"):
+        s = NasibSearch(nasib_preset(preset, space), splits, cpu, seed=0)
+        _fill_momentum(s.optimizer)
+        yield f"nasib-{space}", s
+
+
+def run(preset: str, repeat: int = 3) -> dict:
+    """Checkpoint size (MB) and median save seconds per searcher at `preset`."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="ckpt-bench-") as tmp:
+        for name, searcher in _searchers(preset):
+            trial = Trial(Path(tmp) / name)
+            trial.prepare()
+            state = {"format": 1, "epoch": 0, "wall_s": 0.0, "searcher": searcher.state_dict(), "rng": rng_state()}
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                trial.save_checkpoint(state)
+                times.append(time.perf_counter() - t0)
+            size = trial.file("checkpoint.pt").stat().st_size
+            out[name] = {"checkpoint_mb": size / 2**20, "save_s": sorted(times)[len(times) // 2]}
+            del searcher, state
+    return {"bench": "checkpoint", "preset": preset, "searchers": out}

@@ -1,0 +1,28 @@
+"""The benchmark runner produces its figure files (values are machine-dependent; only sanity is checked)."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from benchmarks.__main__ import main
+from benchmarks.checkpoint_bench import run as checkpoint_run
+
+
+def test_bench_smoke_writes_figures(tmp_path):
+    res = CliRunner().invoke(main, ["--device", "cpu", "--preset", "smoke", "--out", str(tmp_path),
+                                    "--only", "enas", "--only", "nasib"])
+    assert res.exit_code == 0, res.output
+    enas = json.loads((tmp_path / "enas-cpu-smoke.json").read_text())["figures"]
+    assert set(enas) == {"original", "extended"}
+    assert all(f["ms_per_child_step"] > 0 and f["projected_epoch_s"] > 0 for f in enas.values())
+    nasib = json.loads((tmp_path / "nasib-cpu-smoke.json").read_text())["figures"]["spaces"]
+    assert nasib["superkernel"]["num_ops"] == 81 and nasib["narrow"]["num_ops"] == 7
+    assert all(f["ms_per_weight_step"] > 0 and f["ms_per_alpha_step"] > 0 for f in nasib.values())
+
+
+def test_checkpoint_bench_sizes_grow_with_the_space():
+    figs = checkpoint_run("smoke", repeat=1)["searchers"]
+    assert figs["nasib-superkernel"]["checkpoint_mb"] > figs["nasib-narrow"]["checkpoint_mb"] > 0
+    assert figs["enas-extended"]["checkpoint_mb"] > figs["enas-original"]["checkpoint_mb"] > 0
+    assert all(f["save_s"] > 0 for f in figs.values())
