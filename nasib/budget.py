@@ -223,6 +223,10 @@ class _EpochPlan:
         return {"kind": kind, "k": self.k, "used_s": self.used_s, "epoch_s": list(self._epoch_s),
                 "schedule": list(self._schedule), "started": self._started}
 
+    def charge(self, seconds: float) -> None:
+        """Count `seconds` spent outside the clock's view (a resumed run's start-up) as used."""
+        self._used_before += max(0.0, float(seconds))
+
     def _load_base(self, state: dict[str, Any], kind: str) -> None:
         """Restore common state; the clock restarts now, so downtime is not charged."""
         if state.get("kind") != kind:

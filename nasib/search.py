@@ -166,6 +166,8 @@ class NasibSearch:
         if self.cfg.epochs is None and self.planner is None:
             self.planner = BudgetPlanner(self._budget_config(), self.clock)
         self.planner.load_state_dict(state["planner"])
+        if self.cfg.budget is not None:
+            self.planner.charge(self.clock() - self._budget_t0)  # this run's own start-up (data, build, load)
 
     # ---- steps ------------------------------------------------------------------------------
     def _set_lrs(self, t: float, total: int) -> tuple[float, float]:
@@ -214,7 +216,8 @@ class NasibSearch:
         step is its real time: the next draw's .tolist() waits for the device)."""
         if self.cfg.budget is None:
             return False
-        ahead = step_s + (self.timing or {}).get("eval_pass_s", 0.0)
+        timing = self.timing or {}
+        ahead = step_s + timing.get("eval_pass_s", 0.0) + timing.get("checkpoint_s", 0.0)
         return self.planner.left_s - self.reserve_s < ahead
 
     @torch.no_grad()
@@ -262,6 +265,7 @@ class NasibSearch:
         finally:
             self._load_train_state(saved)
             set_rng_state(rngs)
+            self.strategy.epoch_fields()  # drop the timing steps' tallies: epoch 0 counts its own only
         eval_pass = counts["eval"] * t["eval_s"]
         alpha = counts["valid"] * t["alpha_s"] if self.strategy.trains_alphas else 0.0
         return {**t, "eval_pass_s": eval_pass,

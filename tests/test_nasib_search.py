@@ -112,6 +112,26 @@ def test_budget_resume_does_not_charge_downtime(tiny_data):
     assert b.planned_epochs() == a.planned_epochs() and b.reserve_s == a.reserve_s
 
 
+def test_budget_resume_charges_the_resumed_runs_start_up(tiny_data):
+    cfg = _cfg(tiny_data, budget="30s")
+    splits = load_splits(cfg.data)
+    a = NasibSearch(cfg, splits, CPU, seed=0)
+    assert not a.done(0)
+    state = a.state_dict()
+    now = [1000.0]
+    b = NasibSearch(cfg, splits, CPU, seed=0, clock=lambda: now[0])  # the resumed run starts counting here
+    now[0] += 5.0  # loading data, building the supernet, reading the checkpoint
+    b.load_state_dict(state)
+    assert b.planner.used_s == pytest.approx(state["planner"]["used_s"] + 5.0)
+
+
+def test_measurement_leaves_no_tallies_in_the_first_epoch(tiny_data):
+    cfg = _cfg(tiny_data, budget="30s")
+    search = NasibSearch(cfg, load_splits(cfg.data), CPU, seed=0)
+    search.measure()
+    assert search.strategy._draws == 0 and search.strategy._alpha_steps == 0
+
+
 def test_measurement_restores_the_search_state():
     cfg = apply_overrides(preset("smoke", "narrow"), {"budget": "1h"})
     search = NasibSearch(cfg, synthetic_splits(64, 64), CPU, seed=0)
