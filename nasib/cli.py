@@ -33,7 +33,7 @@ def common_options(f):
         click.option("--download", is_flag=True, help="Download CIFAR-10 with torchvision if missing."),
         click.option("--deterministic/--fast", default=False, show_default=True,
                      help="Deterministic kernels (same seed, same numbers on CPU)."),
-        click.option("--force", is_flag=True, help="Re-run a finished trial (the old folder is moved aside)."),
+        click.option("--force", is_flag=True, help="Start the trial over, finished or not (the old folder is moved aside)."),
         click.option("--train-size", type=click.IntRange(min=1), default=None,
                      help="Use only this many training images."),
         click.option("--valid-size", type=click.IntRange(min=1), default=None,
@@ -61,9 +61,9 @@ def open_trial(out: Path, force: bool) -> Trial | None:
     if trial.finished and not force:
         click.echo(f"{out} is finished (result.json exists); skipping. Use --force to run it again.", err=True)
         return None
-    if trial.finished and force:
+    if force and trial.path.is_dir() and any(trial.path.iterdir()):
         moved = trial.archive()
-        click.echo(f"--force: the finished trial was moved to {moved}", err=True)
+        click.echo(f"--force: the earlier trial was moved to {moved}", err=True)
     return trial
 
 

@@ -6,6 +6,7 @@ fsynced epoch records, `result.json` last, a clean stop on Ctrl-C, and `diverged
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Protocol
 import torch
 
 from nasib.data import DataConfig
-from nasib.records import FORMAT, Trial, TrialLock
+from nasib.records import CONFIG, FORMAT, RecordError, Trial, TrialLock, read_json
 from nasib.runtime import rng_state, set_rng_state, sync
 
 
@@ -84,6 +85,34 @@ def _line(rec: dict, planned: int) -> str:
     return "  ".join(parts)
 
 
+IGNORED = ("data.data_dir", "data.download")  # where the data lives may change between runs; nothing else may
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}, after a JSON round trip so tuples compare equal to lists."""
+    out = {}
+    for key, val in json.loads(json.dumps(d, default=str)).items():
+        if isinstance(val, dict):
+            out.update(_flat(val, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = val
+    return out
+
+
+def check_same_run(trial: Trial, meta: dict) -> None:
+    """Refuse to resume a trial with settings other than those it was started with."""
+    old = read_json(trial.file(CONFIG), need_format=True)
+    keys = ("method", "space", "preset", "budget_s")
+    now = {**{k: meta.get(k) for k in keys}, **_flat(meta.get("config", {}), "config.")}
+    then = {**{k: old.get(k) for k in keys}, **_flat(old.get("config", {}), "config.")}
+    for key in sorted(set(now) | set(then)):
+        if key.removeprefix("config.") in IGNORED or now.get(key) == then.get(key):
+            continue
+        raise RecordError(f"{trial.path} was started with {key}={then.get(key)!r}, this run asks "
+                          f"{key}={now.get(key)!r}; resume with the original arguments, or pass --force to "
+                          f"start over (the old folder is moved aside)")
+
+
 def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
     """Restore from the checkpoint, or start fresh; returns (first epoch, wall seconds so far)."""
     state = trial.load_checkpoint()
@@ -91,6 +120,7 @@ def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
         trial.write_config(meta)
         trial.truncate_epochs(0)  # lines from a run that died before its first checkpoint
         return 0, 0.0
+    check_same_run(trial, meta)
     searcher.load_state_dict(state["searcher"])
     set_rng_state(state["rng"])
     start = state["epoch"] + 1

@@ -127,3 +127,19 @@ def test_old_format_is_named(tmp_path):
     p.write_text(json.dumps({"format": 0, "status": "ok"}))
     with pytest.raises(RecordError, match=str(p)):
         read_json(p, need_format=True)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    out = tmp_path / "toy"
+    meta = {"trial_id": "toy", "method": "toy", "space": "narrow", "config": {"epochs": 3, "data": {"data_dir": "a"}}}
+    run_trial(Trial(out), ToySearcher(2), meta)
+    (out / "result.json").unlink()  # as if killed after its last checkpoint
+    moved = {**meta, "config": {"epochs": 3, "data": {"data_dir": "b"}}}  # the data moved: fine
+    assert run_trial(Trial(out), ToySearcher(3), moved)["status"] == "ok"
+    (out / "result.json").unlink()
+    for changed, needle in [({**meta, "space": "superkernel"}, "space='narrow'"),
+                            ({**meta, "config": {"epochs": 30, "data": {"data_dir": "a"}}}, "config.epochs=3")]:
+        with pytest.raises(RecordError, match=needle) as e:
+            run_trial(Trial(out), ToySearcher(3), changed)
+        assert "--force" in str(e.value)
+    assert not (out / ".lock").exists()
