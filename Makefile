@@ -75,7 +75,7 @@ all: fig2 fig3 fig4 fig5 table1
 bench: $(INSTALL)  ## speed figures on this machine -> results/bench/
 	$(PYTHON) -m benchmarks --device $(DEVICE) --out $(RESULTS)/bench
 
-ci-gpu:  ## the GPU check: gpu tests, benchmarks at paper preset, quick fig2 (needs CUDA; uses the machine's python)
+ci-gpu:  ## the GPU check: gpu tests and benchmarks at the paper preset (needs CUDA; uses the machine's python3)
 	PYTHONPATH=. python3 -m pytest -q -m gpu tests
 	PYTHONPATH=. python3 -m benchmarks --device cuda --preset paper --out $(RESULTS)/bench
 

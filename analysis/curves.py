@@ -154,6 +154,16 @@ def above_every_epoch(table: pd.DataFrame) -> tuple[bool | None, int, int]:
     return above == len(shared), above, int(len(shared))
 
 
+def _why(verdict: str, welch: dict, alpha: float, n_orig: int, n_ext: int) -> str:
+    """Why a claim is not reproduced: the mean is not above, or the difference is not significant."""
+    if verdict != "NOT REPRODUCED":
+        return ""
+    if not welch["mean_diff"] > 0:
+        return " (extended is not above original)"
+    return (f" (extended above by {welch['mean_diff']:.2f} points but p = {welch['p_one_sided']:.3g} >= {alpha}: "
+            f"inconclusive with n = {n_orig} and {n_ext} seeds)")
+
+
 def fig2_test(groups: Groups, table: pd.DataFrame, alpha: float = 0.05) -> dict:
     """Final-epoch accuracy per space, Welch 'extended > original', Mann-Whitney, and the verdict."""
     by_label = dict(groups)
@@ -175,7 +185,7 @@ def fig2_test(groups: Groups, table: pd.DataFrame, alpha: float = 0.05) -> dict:
         "mann_whitney": stats.mann_whitney(ext, orig),
         "alpha": alpha,
         "verdict": verdict,
-        "sentence": f"{CLAIM} {verdict} at this scale",
+        "sentence": f"{CLAIM} {verdict} at this scale{_why(verdict, welch, alpha, len(orig), len(ext))}",
         "extended_above_at_every_epoch": every,
         "epochs_above": above,
         "epochs_compared": shared,
