@@ -12,8 +12,8 @@ import time
 import torch
 
 from enas_ext.presets import configure
-from enas_ext.search import CycleLoader, EnasSearch
-from nasib.data import Split, Splits
+from enas_ext.search import EnasSearch
+from nasib.data import Split, Splits, forever
 from nasib.runtime import resolve_device, seed_everything, sync
 
 CIFAR_TRAIN = 50_000  # training images before the valid split is held out
@@ -57,7 +57,7 @@ def run(device: str, preset: str, space: str = "original", steps: int | None = N
     step_s = _timed(lambda: search.train_epoch(cfg.lr_max), dev, 1) / steps
 
     search.child.eval()
-    stream = CycleLoader(search.reward_loader)
+    stream = forever(search.reward_loader)
     update = lambda: search.trainer.update(lambda s: search.rewards(s, stream))  # noqa: E731
     update()
     update_s = _timed(update, dev, updates)

@@ -28,7 +28,7 @@ from enas_ext.child import FixedChild, SharedChild, arch_to_dict
 from enas_ext.controller import Controller, ControllerSample, ControllerTrainer
 from enas_ext.presets import EnasSearchConfig, configure
 from nasib.config import from_dict
-from nasib.data import DeviceLoader, Splits, load_splits
+from nasib.data import DeviceLoader, Splits, forever, load_splits
 from nasib.loop import RunSpec, run_trial
 from nasib.ops import count_params
 from nasib.records import RecordError, Trial, provenance, read_json
@@ -55,20 +55,6 @@ def to_lists(sample: ControllerSample) -> list[Arch]:
 def sampling_generator(seed: int) -> torch.Generator:
     """The controller's own CPU generator, decorrelated from the global torch seed."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0xE5A5]).generate_state(1)[0]))
-
-
-class CycleLoader:
-    """Endless batches of a loader: a new shuffled pass only when the previous one is used up."""
-
-    def __init__(self, loader: DeviceLoader):
-        self.loader, self.it = loader, iter(loader)
-
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            return next(self.it)
-        except StopIteration:
-            self.it = iter(self.loader)
-            return next(self.it)
 
 
 class EnasSearch:
@@ -194,7 +180,7 @@ class EnasSearch:
     def controller_epoch(self) -> dict[str, torch.Tensor]:
         """`train_steps` REINFORCE updates; mean reward/entropy/skip rate and the final baseline."""
         self.child.eval()
-        stream = CycleLoader(self.reward_loader)
+        stream = forever(self.reward_loader)
         steps = [self.trainer.update(lambda s: self.rewards(s, stream))
                  for _ in range(self.cfg.controller.train_steps)]
         mean = {k: torch.stack([s[k] for s in steps]).mean() for k in ("reward", "entropy", "skip_rate")}

@@ -175,6 +175,12 @@ class DeviceLoader:
         return x
 
 
+def forever(loader: DeviceLoader):
+    """Batches of `loader` without end: a new shuffled pass only when the previous one is used up."""
+    while True:
+        yield from loader
+
+
 def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
     """Zero-pad by `pad` and take one random crop of the original size per image."""
     n, _, h, w = x.shape

@@ -21,7 +21,7 @@ import copy
 import io
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule, plan_summary
 from nasib.cli import oom_hint, open_trial
-from nasib.data import DeviceLoader, Split, Splits, load_splits
+from nasib.data import DeviceLoader, Split, Splits, forever, load_splits
 from nasib.loop import RunSpec, run_trial
 from nasib.ops import count_params
 from nasib.presets import NasibSearchConfig, apply_overrides
@@ -63,12 +63,6 @@ def synthetic_splits(n_train: int, n_valid: int, seed: int = 0) -> Splits:
                      torch.randint(0, 10, (n,), generator=g))
 
     return Splits(split(n_train), split(n_valid), split(1), (125.0,) * 3, (63.0,) * 3, "synthetic")
-
-
-def _forever(loader: DeviceLoader) -> Iterator:
-    """Batches of `loader`, reshuffled and repeated without end."""
-    while True:
-        yield from loader
 
 
 class NasibSearch:
@@ -275,8 +269,8 @@ class NasibSearch:
         """Warm up, then time real weight steps, alpha steps, eval batches and a checkpoint."""
         cfg, n_ops = self.cfg, len(self.op_names)
         warm = cfg.warmup_steps if cfg.warmup_steps is not None else -(-n_ops // 2)
-        train, held_out, evals = (_forever(self.train_loader), _forever(self.valid_loader),
-                                  _forever(self.eval_loader))
+        train, held_out, evals = (forever(self.train_loader), forever(self.valid_loader),
+                                  forever(self.eval_loader))
         alphas = self.strategy.trains_alphas
 
         def timed(step: Callable[[], object], count: int) -> float:
