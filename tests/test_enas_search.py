@@ -75,10 +75,22 @@ def test_same_seed_same_numbers(tmp_path, tiny_data, finished):
     assert (tmp_path / "again" / "arch.json").read_text() == (finished / "arch.json").read_text()
 
 
-def test_resume_continues_exactly(tmp_path, tiny_data):
+def test_resume_continues_exactly(tmp_path, tiny_data, monkeypatch):
+    from enas_ext.search import EnasSearch
+    from nasib.loop import Interrupted
+
     run(tmp_path / "straight", tiny_data, epochs=2)
-    run(tmp_path / "cut", tiny_data, epochs=1)
-    (tmp_path / "cut" / "result.json").unlink()  # as if stopped after epoch 0's checkpoint
+    real = EnasSearch.run_epoch
+
+    def stop_in_epoch_1(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt  # Ctrl-C during epoch 1: epoch 0's checkpoint is the last
+        return real(self, epoch)
+
+    monkeypatch.setattr(EnasSearch, "run_epoch", stop_in_epoch_1)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "cut", tiny_data, epochs=2)
+    monkeypatch.setattr(EnasSearch, "run_epoch", real)
     run(tmp_path / "cut", tiny_data, epochs=2)
     assert numbers(tmp_path / "cut") == numbers(tmp_path / "straight")
 
