@@ -48,7 +48,7 @@ demo: $(INSTALL)  ## a small real search of each method, its records and a plot,
 	  --out $(RESULTS)/demo/enas-extended-s0
 	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) \
 	  --data-dir $(DATA) --out $(RESULTS)/demo/nasib-superkernel-b90s-s0
-	$(PYTHON) -m analysis.curves $(RESULTS)/demo --figure fig3 --out $(RESULTS)/demo/figures
+	$(PYTHON) -m analysis.curves $(RESULTS)/demo --figure fig3 --out $(RESULTS)/demo
 
 fig2: $(INSTALL)
 	$(RUN) fig2 $(RUN_ARGS)

@@ -113,6 +113,33 @@ def check_same_run(trial: Trial, meta: dict) -> None:
                           f"start over (the old folder is moved aside)")
 
 
+class Progress:
+    """A tqdm bar on a terminal (epoch / planned, budget left, valid accuracy); plain lines otherwise."""
+
+    def __init__(self, start: int, planned: int):
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=planned, initial=start, unit="epoch", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, rec: dict, planned: int) -> None:
+        """Show one finished epoch; the total follows the (re-)planned epoch count."""
+        if self.bar is None:
+            _say(_line(rec, planned))
+            return
+        self.bar.total = planned
+        shown = {k: rec[k] for k in ("valid_acc", "test_acc", "budget_left_s", "p_explore")
+                 if isinstance(rec.get(k), (int, float))}
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        """Finish the bar, if any."""
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
     """Restore from the checkpoint, or start fresh; returns (first epoch, wall seconds so far)."""
     state = trial.load_checkpoint()
@@ -132,20 +159,30 @@ def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
 def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> float:
     """Run epochs until the searcher is done; returns checkpoint seconds spent."""
     t_run, ckpt_s, epoch = time.perf_counter(), 0.0, start
-    while not searcher.done(epoch):
-        t0 = time.perf_counter()
-        rec = searcher.run_epoch(epoch)
-        sync(searcher.device)
-        check_finite(rec, epoch)
-        now = time.perf_counter()
-        rec = {"epoch": epoch, "epoch_s": now - t0, "wall_s": wall0 + now - t_run, **rec}
-        trial.append_epoch(rec)  # before the checkpoint: a crash between them drops this line on resume
-        trial.save_checkpoint({"format": FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
-                               "searcher": searcher.state_dict(), "rng": rng_state()})
-        ckpt_s += time.perf_counter() - now
-        _say(_line(rec, searcher.planned_epochs()))
-        epoch += 1
+    progress = Progress(start, searcher.planned_epochs())
+    try:
+        while not searcher.done(epoch):
+            ckpt_s += _one_epoch(trial, searcher, epoch, wall0, t_run, progress)
+            epoch += 1
+    finally:
+        progress.close()
     return ckpt_s
+
+
+def _one_epoch(trial: Trial, searcher: Searcher, epoch: int, wall0: float, t_run: float,
+               progress: Progress) -> float:
+    """Run, record and checkpoint one epoch; returns the checkpoint's seconds."""
+    t0 = time.perf_counter()
+    rec = searcher.run_epoch(epoch)
+    sync(searcher.device)
+    check_finite(rec, epoch)
+    now = time.perf_counter()
+    rec = {"epoch": epoch, "epoch_s": now - t0, "wall_s": wall0 + now - t_run, **rec}
+    trial.append_epoch(rec)  # before the checkpoint: a crash between them drops this line on resume
+    trial.save_checkpoint({"format": FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
+                           "searcher": searcher.state_dict(), "rng": rng_state()})
+    progress.update(rec, searcher.planned_epochs())
+    return time.perf_counter() - now
 
 
 def run_trial(trial: Trial, searcher: Searcher, meta: dict) -> dict:
