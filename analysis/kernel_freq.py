@@ -130,7 +130,8 @@ def plot_counts(table: pd.DataFrame, path: Path, caption: str) -> None:
     ax.set_ylabel("times chosen (all layers, all samples)")
     patch = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (blues[0], oranges[0], *blues[: len(trial_cols)])]
     names = ["original ENAS ops", "added ops", *(f"segment {i + 1}: {c}" for i, c in enumerate(trial_cols))]
-    ax.legend([*patch, ax.lines[0]], [*names, "uniform controller"], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend([*patch, ax.lines[0]], [*names, "uniform controller"], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))  # outside the axes: it hid the tallest bars
     ax.set_title(f"Figure 4: op choices of the ENAS controller, extended space\n"
                  f"{len(trial_cols)} trial(s) stacked (shades); {caption}", fontsize=10)
     fig.tight_layout()

@@ -103,7 +103,7 @@ def _search_overrides(**options) -> dict:
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Stem width.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--strategy", type=click.Choice(_STRATEGIES), default=None,
-              help="nasib (default) or random; darts and snas are planned.")
+              help="nasib (default), random, or darts / snas (narrow spaces only).")
 @common_options
 @reports_errors
 def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, channels, batch_size,

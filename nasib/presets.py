@@ -48,7 +48,7 @@ class NasibSearchConfig:
     lam: float = 0.1  # P2 temperature lambda: softmax(alpha / lambda); low = exploit
     k: float = 0.1  # exploration probability p of the last epoch (p_0 = 1)
     priors: dict[str, float] = field(default_factory=dict)  # initial alpha per named op (others 0)
-    strategy: str = "nasib"  # nasib or random (darts and snas are planned)
+    strategy: str = "nasib"  # nasib (two-path), random, darts (first order) or snas; darts/snas need <= 10 ops
     epochs: int | None = None  # fixed number of epochs (bypasses the budget); exactly one of epochs/budget
     budget: str | None = "2h"  # wall-clock budget such as "90s", "45m", "2h", "1.5d"
     num_samples: int = 50  # architectures sampled into samples.json at the end

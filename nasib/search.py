@@ -1,11 +1,12 @@
 """The one-shot search loop shared by the strategies, inside a wall-clock budget.
 
-Epoch: weight steps on the train split (each runs the strategy's draw, summing the two
-sampled ops per layer); alpha steps on the held-out split interleaved evenly, so one
-epoch uses every held-out batch once (after weight step b, floor((b+1)V/T) - floor(bV/T)
-alpha steps for T train and V held-out batches); then the validation accuracy of the
-network the strategy favours. Host syncs: the sampled indices once per step (python
-picks the modules), losses and accuracies once per epoch.
+Epoch: weight steps on the train split (each runs the strategy's draw: the two sampled
+ops per layer summed, or, for darts/snas, all ops weighted by relaxed alphas); alpha
+steps on the held-out split interleaved evenly, so one epoch uses every held-out batch
+once (after weight step b, floor((b+1)V/T) - floor(bV/T) alpha steps for T train and V
+held-out batches); then the validation accuracy of the network the strategy favours.
+Host syncs: the sampled indices once per step (python picks the modules), losses and
+accuracies once per epoch.
 
 Budget: the search clock starts when `search_trial` is called, so loading data, building
 the supernet, the timing run, every epoch, checkpoints, derivation and writing records are
@@ -76,8 +77,8 @@ class NasibSearch:
         self.params = list(self.model.parameters())  # cached: walking ~1000 modules per step is slow
         self.optimizer = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum,
                                          nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
-        self.strategy = get_strategy(cfg.strategy)(self.op_names, cfg, device)
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.strategy = get_strategy(cfg.strategy)(self.op_names, cfg, device, self.generator)
         mean, std = splits.mean, splits.std
         self.train_loader = DeviceLoader(splits.train, cfg.batch_size, device, mean, std, cfg.augment)
         self.valid_loader = DeviceLoader(splits.valid, cfg.batch_size, device, mean, std)
@@ -107,6 +108,7 @@ class NasibSearch:
         t0 = self.clock()
         p, total = self.planner.p_for(epoch), self.planner.planned_epochs
         lr, alpha_lr = self._set_lrs(epoch, total)
+        self.strategy.set_epoch(epoch, total)
         loss, acc, seen, cut = self._train_epoch(epoch, p, total)
         correct = self._correct(lambda: self.strategy.eval_ops(self.generator))
         stats = torch.stack([loss / seen, acc / seen, correct / len(self.eval_loader.split)]).tolist()
@@ -175,7 +177,7 @@ class NasibSearch:
 
     def _weight_step(self, x: torch.Tensor, y: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One weight update on the strategy's draw; returns (summed loss, hits) as device tensors."""
-        logits = self.model(x, self.strategy.weight_ops(p, self.generator))
+        logits = self.model(x, *self.strategy.weight_ops(p, self.generator))
         loss = F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)  # unsampled ops keep grad None: SGD skips them
         loss.backward()

@@ -5,8 +5,9 @@ questions for the shared loop in `nasib.search`: which ops a weight step runs, h
 alpha step updates the architecture (if at all), which network the per-epoch validation
 accuracy measures, and which architecture the search finally derives.
 
-Implemented: `nasib` (P1/P2 policy, two-path alpha step) and `random` (uniform pairs,
-no alphas, best-of-samples derivation). Planned, not implemented yet: `darts`, `snas`.
+Implemented: `nasib` (P1/P2 policy, two-path alpha step), `random` (uniform pairs, no
+alphas, best-of-samples derivation), and the Figure 3 baselines `darts` (first order) and
+`snas` (all ops, softmax / Gumbel-softmax weights; narrow spaces only).
 """
 from __future__ import annotations
 
@@ -23,32 +24,31 @@ if TYPE_CHECKING:
 
 # name -> "module:class"; imported lazily so a registry lookup never builds torch state.
 _IMPLEMENTED = {"nasib": "nasib.strategies.two_path:TwoPathStrategy",
-                "random": "nasib.strategies.uniform:UniformStrategy"}
-PLANNED = ("darts", "snas")
-STRATEGY_NAMES = tuple(_IMPLEMENTED) + PLANNED
+                "random": "nasib.strategies.uniform:UniformStrategy",
+                "darts": "nasib.strategies.relaxed:DartsStrategy",
+                "snas": "nasib.strategies.relaxed:SnasStrategy"}
+STRATEGY_NAMES = tuple(_IMPLEMENTED)
 
 Ops = list[list[int]]  # per layer, the indices of the ops a forward runs
 
 
-class StrategyNotImplemented(ValueError):
-    """A strategy the kit knows about but does not implement yet."""
-
-
 class Strategy(ABC):
-    """What the search loop asks of a strategy; built with (op_names, cfg, device)."""
+    """What the search loop asks of a strategy; built with (op_names, cfg, device, generator)."""
 
     name: str = ""  # registry name, also the "method" of the trial records
     trains_alphas: bool = False  # whether the loop interleaves alpha steps on the held-out split
     finish_passes: int = 0  # full held-out passes `derive` needs (charged to the budget's reserve)
 
-    def __init__(self, op_names: tuple[str, ...], cfg: NasibSearchConfig, device: torch.device):
+    def __init__(self, op_names: tuple[str, ...], cfg: NasibSearchConfig, device: torch.device,
+                 generator: torch.Generator | None = None):
+        # generator: the search's seeded stream, for strategies that draw their initial state
         self.op_names = tuple(op_names)
         self.layers = cfg.layers
         self.device = device
 
     @abstractmethod
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> Ops:
-        """The ops of one weight step (summed by the supernet)."""
+    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, Tensor | None]:
+        """The ops of one weight step and their weights (None = summed), detached from any alphas."""
 
     def alpha_step(self, model: nn.Module, x: Tensor, y: Tensor, p_explore: float,
                    generator: torch.Generator) -> None:
@@ -57,6 +57,9 @@ class Strategy(ABC):
 
     def set_alpha_lr(self, lr: float) -> None:  # noqa: B027 - optional hook: strategies without alphas ignore it
         """Set the architecture learning rate (no-op without alphas)."""
+
+    def set_epoch(self, epoch: int, total: int) -> None:  # noqa: B027 - optional hook (SNAS's tau anneal)
+        """Told before each epoch which epoch of the `total` planned ones runs (no-op by default)."""
 
     @abstractmethod
     def eval_ops(self, generator: torch.Generator) -> tuple[Ops, Tensor | None]:
@@ -89,11 +92,7 @@ class Strategy(ABC):
 
 def get_strategy(name: str) -> type[Strategy]:
     """The strategy class registered as `name`; fails with the valid names."""
-    if name in PLANNED:
-        raise StrategyNotImplemented(f"strategy {name!r} is not implemented yet (planned; see README); "
-                                     f"implemented: {', '.join(_IMPLEMENTED)}")
     if name not in _IMPLEMENTED:
-        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(_IMPLEMENTED)} "
-                         f"(planned, not implemented yet: {', '.join(PLANNED)})")
+        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(_IMPLEMENTED)}")
     module, cls = _IMPLEMENTED[name].split(":")
     return getattr(importlib.import_module(module), cls)

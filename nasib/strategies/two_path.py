@@ -42,8 +42,8 @@ class TwoPathStrategy(Strategy):
     trains_alphas = True
     finish_passes = 0
 
-    def __init__(self, op_names, cfg, device):
-        super().__init__(op_names, cfg, device)
+    def __init__(self, op_names, cfg, device, generator=None):
+        super().__init__(op_names, cfg, device, generator)
         self.lam = cfg.lam
         self.alphas = priors_to_alphas(list(self.op_names), dict(cfg.priors), cfg.layers).to(device)
         self.alphas.requires_grad_(True)
@@ -59,12 +59,12 @@ class TwoPathStrategy(Strategy):
         self._alpha_loss = torch.zeros((), device=self.device)
         self._alpha_steps = 0
 
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> Ops:
-        """A counted policy draw: two distinct ops per layer."""
+    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, None]:
+        """A counted policy draw: two distinct ops per layer, summed."""
         draw = self.sampler.draw(self.alphas, p_explore, generator, count=True)
         self._p1 += draw.used_p1.sum()
         self._draws += self.layers
-        return draw.ops.tolist()  # the one host sync of a weight step: python indexing of modules
+        return draw.ops.tolist(), None  # the one host sync of a weight step: python indexing of modules
 
     def alpha_step(self, model: nn.Module, x: Tensor, y: Tensor, p_explore: float,
                    generator: torch.Generator) -> None:

@@ -29,16 +29,16 @@ class UniformStrategy(Strategy):
     name = "random"
     trains_alphas = False
 
-    def __init__(self, op_names, cfg, device):
-        super().__init__(op_names, cfg, device)
+    def __init__(self, op_names, cfg, device, generator=None):
+        super().__init__(op_names, cfg, device, generator)
         self.finish_passes = cfg.num_samples  # one held-out pass per scored sample
         # Exploitation on all-zero logits is the uniform distribution over distinct pairs.
         self._zeros = torch.zeros(cfg.layers, len(self.op_names), device=device)
         self.sampler = Sampler(cfg.layers, len(self.op_names), PolicyConfig(paths=2), device)
 
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> Ops:
-        """Two distinct uniform ops per layer (counted, for the record)."""
-        return self.sampler.draw(self._zeros, 0.0, generator, count=True).ops.tolist()
+    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, None]:
+        """Two distinct uniform ops per layer, summed (counted, for the record)."""
+        return self.sampler.draw(self._zeros, 0.0, generator, count=True).ops.tolist(), None
 
     def eval_ops(self, generator: torch.Generator) -> tuple[Ops, Tensor | None]:
         """A fresh uniform pair per validation batch, summed as in the weight step."""
