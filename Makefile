@@ -43,7 +43,7 @@ data: $(INSTALL)
 
 demo: $(INSTALL)  ## a small real search of each method, its records and a plot, in a few CPU minutes
 	$(MAKE) --no-print-directory data || ( echo "no CIFAR-10 here: using the synthetic stand-in"; \
-	  $(PYTHON) -m nasib.synthetic $(DATA) --train 3000 --test 500 )
+	  $(PYTHON) -m nascore.synthetic $(DATA) --train 3000 --test 500 )
 	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $(DATA) \
 	  --out $(RESULTS)/demo/enas-extended-s0
 	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) \

@@ -12,22 +12,17 @@ from typing import Any
 import click
 import pandas as pd
 
-FORMAT = 1
-STATUSES = ("ok", "diverged", "interrupted")
+from nascore.names import FORMAT, MANIFEST, STATUSES, RecordError
+
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
 ID_COLUMNS = ("trial_id", "experiment", "method", "space", "seed", "budget_label", "budget_s", "status")
 EVERY = "all"  # --experiment value that reads every trial under RESULTS, manifests ignored
-MANIFEST = "trials.json"  # the runner's per-experiment list of the folders it uses, shared ones included
 EXPERIMENT_HELP = (
     "Experiment whose trials to read: the folders listed in RESULTS/<name>/trials.json (shared trials "
     "owned by another experiment included), or, with no such manifest, trials whose config.json names "
     "<name>. Default: {default}, when its manifest exists or any trial names it; otherwise every trial. "
     f"'{EVERY}': every trial under RESULTS."
 )
-
-
-class RecordError(ValueError):
-    """A record file is missing, unreadable or breaks the contract; the message names the file."""
 
 
 class NoTrialsError(RecordError):

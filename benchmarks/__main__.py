@@ -15,8 +15,9 @@ from pathlib import Path
 
 import click
 
-from nasib.records import atomic_write_json
-from nasib.runtime import resolve_device
+from nascore.names import SCALES
+from nascore.records import atomic_write_json
+from nascore.runtime import resolve_device
 
 
 def _save(out: Path, name: str, data: dict | list) -> Path:
@@ -65,7 +66,7 @@ def _checkpoints(out: Path) -> None:
 
 @click.command()
 @click.option("--device", default="auto", show_default=True)
-@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default=None,
+@click.option("--preset", type=click.Choice(SCALES), default=None,
               help="Default: paper on CUDA, smoke on CPU.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/bench"), show_default=True)
 @click.option("--fidelity", default=None, help="Comma-separated budgets in seconds for the budget-fidelity "

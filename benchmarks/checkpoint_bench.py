@@ -3,7 +3,7 @@
 Builds each searcher at a preset on the CPU (the state's size does not depend on the
 device), gives every weight its momentum buffer (as after an epoch in which every op was
 sampled: the largest the state gets), and times `Trial.save_checkpoint`, which is what
-`nasib.loop` does after every epoch: serialise, write, fsync, rename.
+`nascore.loop` does after every epoch: serialise, write, fsync, rename.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from nasib.records import Trial
-from nasib.runtime import rng_state
+from nascore.records import Trial
+from nascore.runtime import rng_state
 
 
 def _fill_momentum(opt: torch.optim.Optimizer) -> None:

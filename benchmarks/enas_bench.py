@@ -13,8 +13,8 @@ import torch
 
 from enas_ext.presets import configure
 from enas_ext.search import EnasSearch
-from nasib.data import Split, Splits, forever
-from nasib.runtime import resolve_device, seed_everything, sync
+from nascore.data import Split, Splits, forever
+from nascore.runtime import resolve_device, seed_everything, sync
 
 CIFAR_TRAIN = 50_000  # training images before the valid split is held out
 

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from nasib.data import DataConfig
-from nasib.loop import RunSpec
-from nasib.ops import count_params
+from nascore.data import DataConfig
+from nascore.loop import RunSpec
+from nascore.ops import count_params
+from nascore.records import Trial
+from nascore.runtime import resolve_device, seed_everything
+from nascore.synthetic import write_fake_cifar
 from nasib.presets import preset as get_preset
-from nasib.records import Trial
-from nasib.runtime import resolve_device, seed_everything
 from nasib.search import CIFAR_TRAIN, NasibSearch, batch_counts, search_trial, synthetic_splits
-from nasib.synthetic import write_fake_cifar
 
 SPACES = ("narrow", "superkernel")
 

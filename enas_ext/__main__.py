@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 
 from enas_ext.presets import ENAS_SPACES, PRESETS
-from nasib.cli import common_options, data_config, reports_errors
-from nasib.data import DataConfig
-from nasib.loop import RunSpec
+from nascore.cli import common_options, data_config, reports_errors
+from nascore.data import DataConfig
+from nascore.loop import RunSpec
 
 
 @click.group()

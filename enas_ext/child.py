@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasib.ops import build_op, check_ops, parse_op
-from nasib.spaces import Space, get_space
+from nascore.ops import build_op, check_ops, parse_op
+from nascore.spaces import Space, get_space
 
 BN_MOMENTUM = 0.1  # PyTorch's convention for TF's decay 0.9
 BN_EPS = 1e-5

@@ -10,12 +10,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from enas_ext.controller import ControllerConfig
-from nasib.config import ConfigError, deep_merge, from_dict
-from nasib.data import AugmentConfig, DataConfig
-from nasib.spaces import get_space
-
-ENAS_SPACES = ("original", "extended")  # the macro spaces this search is set up for
-PRESETS = ("smoke", "quick", "paper")
+from nascore.config import ConfigError, deep_merge, from_dict
+from nascore.data import AugmentConfig, DataConfig
+from nascore.names import ENAS_SPACES
+from nascore.names import SCALES as PRESETS
+from nascore.spaces import get_space
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ the epoch's end. The only other host copies are the sampled architectures themse
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,23 +26,17 @@ import torch.nn.functional as F
 from enas_ext.child import FixedChild, SharedChild, arch_to_dict
 from enas_ext.controller import Controller, ControllerSample, ControllerTrainer
 from enas_ext.presets import EnasSearchConfig, configure
-from nasib.config import from_dict
-from nasib.data import DeviceLoader, Splits, forever, load_splits
-from nasib.loop import RunSpec, run_trial
-from nasib.ops import count_params
-from nasib.records import RecordError, Trial, provenance, read_json
-from nasib.runtime import resolve_device, seed_everything
-from nasib.spaces import get_space
+from nascore.config import from_dict
+from nascore.data import DeviceLoader, Splits, forever, load_splits
+from nascore.loop import RunSpec, run_trial
+from nascore.ops import count_params
+from nascore.records import RecordError, Trial, read_json
+from nascore.runtime import resolve_device, seed_everything
+from nascore.schedules import cosine_restart_lr
+from nascore.spaces import get_space
+from nascore.trial import oom_hint, open_trial, trial_meta
 
 Arch = tuple[list[int], list[list[int]]]
-
-
-def cosine_restart_lr(epoch: int, lr_max: float, lr_min: float, t0: int, tmul: int) -> float:
-    """Per-epoch cosine annealing with warm restarts (SGDR), constant within an epoch."""
-    start, length = 0, t0
-    while epoch >= start + length:
-        start, length = start + length, length * tmul
-    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * (epoch - start) / length))
 
 
 def to_lists(sample: ControllerSample) -> list[Arch]:
@@ -58,7 +51,7 @@ def sampling_generator(seed: int) -> torch.Generator:
 
 
 class EnasSearch:
-    """The ENAS macro searcher for nasib.loop.run_trial."""
+    """The ENAS macro searcher for nascore.loop.run_trial."""
 
     def __init__(self, cfg: EnasSearchConfig, splits: Splits, device: torch.device, seed: int):
         self.cfg, self.device = cfg, device
@@ -214,8 +207,6 @@ def samples_record(controller: Controller, space: str, n: int, generator: torch.
 def search_trial(spec: RunSpec, space: str, preset: str = "quick",
                  overrides: dict | None = None) -> dict | None:
     """Run (or resume) one ENAS search trial into spec.out; None when it is finished and not forced."""
-    from nasib.cli import oom_hint, open_trial
-
     over = dict(overrides or {})
     # Where the data lives comes from the run; which subset to use, from the preset and overrides.
     data_dir = None if spec.data.data_dir is None else str(spec.data.data_dir)
@@ -229,10 +220,8 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
     splits = load_splits(cfg.data)
     try:
         searcher = EnasSearch(cfg, splits, device, spec.seed)
-        meta = {"trial_id": spec.out.name, "experiment": spec.experiment, "method": "enas",
-                "space": cfg.space, "seed": spec.seed, "preset": preset, "budget_s": None,
-                "budget_label": None, "config": dataclasses.asdict(cfg),
-                "provenance": provenance(device, spec.deterministic, splits.source)}
+        meta = trial_meta(spec, device, splits.source, method="enas", space=cfg.space, preset=preset,
+                          config=dataclasses.asdict(cfg))
         return run_trial(trial, searcher, meta)
     except torch.cuda.OutOfMemoryError as e:
         e.hint = oom_hint(cfg.batch_size, cfg.layers)

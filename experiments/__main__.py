@@ -37,7 +37,7 @@ from experiments.runner import (
     merge,
     parse_seeds,
 )
-from nasib.config import ConfigError
+from nascore.config import ConfigError
 
 
 def one_line_errors(fn):

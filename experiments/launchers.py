@@ -51,7 +51,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class RunContext:
-    """Settings of this run that every trial gets (nasib.loop.RunSpec minus the trial)."""
+    """Settings of this run that every trial gets (nascore.loop.RunSpec minus the trial)."""
 
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     data_dir: str | None = None  # CIFAR-10 root (None: $NASIB_DATA, else ./data)
@@ -60,9 +60,9 @@ class RunContext:
     force: bool = False  # re-run finished trials (the method moves the old folder aside)
 
     def spec(self, plan: TrialPlan):
-        """The nasib.loop.RunSpec of one trial (imports torch, so only when a trial runs)."""
-        from nasib.data import DataConfig
-        from nasib.loop import RunSpec
+        """The nascore.loop.RunSpec of one trial (imports torch, so only when a trial runs)."""
+        from nascore.data import DataConfig
+        from nascore.loop import RunSpec
 
         return RunSpec(out=plan.folder, seed=plan.seed, device=self.device, deterministic=self.deterministic,
                        data=DataConfig(data_dir=self.data_dir, download=self.download), force=self.force,
@@ -86,8 +86,8 @@ def _nasib(plan: TrialPlan, ctx: RunContext) -> dict | None:
 
 
 def _retrain(plan: TrialPlan, ctx: RunContext) -> dict | None:
-    """Retrain the source's arch.json from scratch (nasib.train)."""
-    train = importlib.import_module("nasib.train")
+    """Retrain the source's arch.json from scratch (retraining.train)."""
+    train = importlib.import_module("retraining.train")
     return train.retrain_trial(ctx.spec(plan), plan.source, plan.preset, copy.deepcopy(plan.overrides))
 
 
@@ -136,8 +136,8 @@ def _close(a: object, b: object) -> bool:
 
 
 def is_interrupt(err: BaseException) -> bool:
-    """A Ctrl-C the trial loop turned into nasib.loop.Interrupted: stop the whole run."""
-    loop = sys.modules.get("nasib.loop")
+    """A Ctrl-C the trial loop turned into nascore.loop.Interrupted: stop the whole run."""
+    loop = sys.modules.get("nascore.loop")
     return loop is not None and isinstance(err, loop.Interrupted)
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
+from nascore.config import ConfigError, deep_merge, from_dict
+from nascore.names import SCALES, STRATEGIES
 from nasib.budget import BudgetError, parse_budget
-from nasib.config import ConfigError, deep_merge, from_dict
 
 CONFIG_DIR = Path(__file__).with_name("configs")
-SCALES = ("smoke", "quick", "paper")
+
 SPACES = {"enas": ("original", "extended"), "nasib": ("narrow", "superkernel"),
           "retrain": ("original", "extended", "narrow", "superkernel")}
-STRATEGIES = ("nasib", "random", "darts", "snas")
 PLACEHOLDERS = ("seed", "space", "budget", "strategy", "method")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -60,7 +60,7 @@ class MethodOverrides:
 
     enas: dict = field(default_factory=dict)  # enas_ext.search.search_trial overrides
     nasib: dict = field(default_factory=dict)  # nasib.search.search_trial overrides
-    retrain: dict = field(default_factory=dict)  # nasib.train.retrain_trial overrides
+    retrain: dict = field(default_factory=dict)  # retraining.train.retrain_trial overrides
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
-"""`python -m nasib`: search (NASIB), plan (budget -> epochs), retrain (any arch.json)."""
+"""`python -m nasib`: search (NASIB and its baselines) and plan (budget -> epochs)."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import click
 
-from nasib.cli import common_options, data_config, reports_errors
-from nasib.data import DataConfig
-from nasib.loop import RunSpec
+from nascore.cli import common_options, data_config, reports_errors
+from nascore.data import DataConfig
+from nascore.loop import RunSpec
+from nascore.names import SCALES as _PRESETS
+from nascore.names import SPACES as _SPACES
+from nascore.names import STRATEGIES as _STRATEGIES
 
 
 @click.group()
@@ -15,39 +16,8 @@ def cli() -> None:
     """NASIB: budget-aware architecture search over superkernels."""
 
 
-# --- retrain -------------------------------------------------------------------------------
-
-@cli.command()
-@click.argument("arch", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None)
-@click.option("--channels", type=click.IntRange(min=1), default=None, help="Network width (default: arch.json's).")
-@common_options
-@reports_errors
-def retrain(arch, preset, epochs, batch_size, channels, out, seed, device, data_dir, download, deterministic,
-            force, train_size, valid_size, test_size):
-    """Retrain ARCH (an arch.json) from scratch; reports test accuracy and parameters."""
-    from nasib.train import retrain_trial
-
-    data = data_config(DataConfig(), data_dir, download, train_size, valid_size, test_size)
-    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "channels": channels}.items()
-                 if v is not None}
-    if any(v is not None for v in (train_size, valid_size, test_size)):
-        overrides["data"] = {k: v for k, v in {"train_size": train_size, "test_size": test_size,
-                                                 "valid_size": valid_size}.items() if v is not None}
-    spec = RunSpec(out=out, seed=seed, device=device, data=data, deterministic=deterministic, force=force)
-    result = retrain_trial(spec, arch, preset, overrides)
-    if result is not None:
-        click.echo(f"{result['status']}: test accuracy {result.get('test_acc', float('nan')):.4f}, "
-                   f"{result.get('params', 0):,} parameters -> {out}")
-
-
 # --- search and plan (NASIB) ---------------------------------------------------------------
 
-_PRESETS = ("smoke", "quick", "paper")
-_SPACES = ("narrow", "superkernel", "original", "extended")
-_STRATEGIES = ("nasib", "random", "darts", "snas")
 
 
 def _budget_option(ctx, param, value):

@@ -17,13 +17,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from nascore.config import deep_merge, from_dict
+from nascore.data import AugmentConfig, DataConfig
+from nascore.names import SCALES as PRESETS
+from nascore.spaces import SPACE_NAMES, get_space
 from nasib.budget import parse_budget
-from nasib.config import deep_merge, from_dict
-from nasib.data import AugmentConfig, DataConfig
-from nasib.spaces import SPACE_NAMES, get_space
 from nasib.strategies import get_strategy
-
-PRESETS = ("smoke", "quick", "paper")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import io
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -28,24 +27,20 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
+from nascore.data import DeviceLoader, Split, Splits, forever, load_splits
+from nascore.loop import RunSpec, run_trial
+from nascore.ops import count_params
+from nascore.records import Trial
+from nascore.runtime import resolve_device, rng_state, seed_everything, set_rng_state, sync
+from nascore.schedules import cosine
+from nascore.trial import oom_hint, open_trial, trial_meta
 from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule, plan_summary
-from nasib.cli import oom_hint, open_trial
-from nasib.data import DeviceLoader, Split, Splits, forever, load_splits
-from nasib.loop import RunSpec, run_trial
-from nasib.ops import count_params
 from nasib.presets import NasibSearchConfig, apply_overrides
 from nasib.presets import preset as get_preset
-from nasib.records import Trial, provenance
-from nasib.runtime import resolve_device, rng_state, seed_everything, set_rng_state, sync
 from nasib.strategies import Ops, get_strategy
 from nasib.supernet import FixedNet, Supernet
 
 CIFAR_TRAIN = 50_000  # CIFAR-10 training images (train + held-out splits)
-
-
-def cosine(hi: float, lo: float, t: float, total: float) -> float:
-    """Cosine from hi (t = 0) to lo (t >= total)."""
-    return lo + 0.5 * (hi - lo) * (1.0 + math.cos(math.pi * min(t / max(total, 1e-12), 1.0)))
 
 
 def batch_counts(n_train: int, n_valid: int, cfg: NasibSearchConfig) -> dict[str, int]:
@@ -67,7 +62,7 @@ def synthetic_splits(n_train: int, n_valid: int, seed: int = 0) -> Splits:
 
 
 class NasibSearch:
-    """A `nasib.loop.Searcher`: supernet weights, strategy, schedule and budget of one search."""
+    """A `nascore.loop.Searcher`: supernet weights, strategy, schedule and budget of one search."""
 
     def __init__(self, cfg: NasibSearchConfig, splits: Splits, device: torch.device, seed: int,
                  clock: Callable[[], float] = time.monotonic, used_s: float = 0.0):
@@ -341,10 +336,8 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
         seed_everything(spec.seed, spec.deterministic)
         splits = load_splits(cfg.data)
         searcher = NasibSearch(cfg, splits, device, spec.seed, used_s=time.monotonic() - t_start)
-        meta = {"trial_id": spec.out.name, "experiment": spec.experiment, "method": searcher.strategy.name,
-                "space": cfg.space, "seed": spec.seed, "preset": preset, "budget_s": cfg.budget_s,
-                "budget_label": cfg.budget, "config": asdict(cfg),
-                "provenance": provenance(device, spec.deterministic, splits.source)}
+        meta = trial_meta(spec, device, splits.source, method=searcher.strategy.name, space=cfg.space,
+                          preset=preset, config=asdict(cfg), budget_s=cfg.budget_s, budget_label=cfg.budget)
         return run_trial(trial, searcher, meta)
     except torch.cuda.OutOfMemoryError as e:
         e.hint = oom_hint(cfg.batch_size, cfg.layers)

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from nasib.ops import build_op, parse_op
+from nascore.ops import build_op, parse_op
 
 NUM_CLASSES = 10
 NUM_REDUCTIONS = 3

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasib.synthetic import write_fake_cifar
+from nascore.synthetic import write_fake_cifar
 
 torch.set_num_threads(1)  # two-core CI machine: keep per-test threading predictable
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nasib.config import ConfigError, deep_merge, from_dict, replace_checked
-from nasib.data import DataConfig
+from nascore.config import ConfigError, deep_merge, from_dict, replace_checked
+from nascore.data import DataConfig
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasib.data import AugmentConfig, DataConfig, DataError, DeviceLoader, cutout, load_splits, random_crop
+from nascore.data import AugmentConfig, DataConfig, DataError, DeviceLoader, cutout, load_splits, random_crop
 
 
 def test_splits_follow_enas(tiny_data):

@@ -20,8 +20,8 @@ from enas_ext.child import (
 )
 from enas_ext.controller import Controller, ControllerConfig
 from enas_ext.search import to_lists
-from nasib.ops import UnknownOpError
-from nasib.spaces import get_space
+from nascore.ops import UnknownOpError
+from nascore.spaces import get_space
 
 ORIGINAL, EXTENDED = get_space("original").ops, get_space("extended").ops
 ALL_OPS = sorted(set(ORIGINAL) | set(EXTENDED))

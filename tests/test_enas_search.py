@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from enas_ext.__main__ import cli
 from enas_ext.presets import PRESETS, configure, preset
 from enas_ext.search import EnasSearch, cosine_restart_lr, search_trial
-from nasib.config import ConfigError
-from nasib.data import DataConfig
-from nasib.loop import RunSpec
+from nascore.config import ConfigError
+from nascore.data import DataConfig
+from nascore.loop import RunSpec
 
 TIMING = ("epoch_s", "wall_s")
 ENAS_FIELDS = {"epoch", "epoch_s", "wall_s", "train_loss", "train_acc", "valid_acc", "lr", "entropy",
@@ -77,7 +77,7 @@ def test_same_seed_same_numbers(tmp_path, tiny_data, finished):
 
 def test_resume_continues_exactly(tmp_path, tiny_data, monkeypatch):
     from enas_ext.search import EnasSearch
-    from nasib.loop import Interrupted
+    from nascore.loop import Interrupted
 
     run(tmp_path / "straight", tiny_data, epochs=2)
     real = EnasSearch.run_epoch

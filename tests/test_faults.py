@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nasib.loop import run_trial
-from nasib.records import RecordError, Trial, TrialLock, TrialLocked, read_json
+from nascore.loop import run_trial
+from nascore.records import RecordError, Trial, TrialLock, TrialLocked, read_json
 from tests.faults.toy import ToySearcher, run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nasib.records import Trial
-from nasib.synthetic import write_fake_cifar
+from nascore.records import Trial
+from nascore.synthetic import write_fake_cifar
 from tests.test_faults import numbers, wait_for_lines
 
 ROOT = Path(__file__).resolve().parents[1]

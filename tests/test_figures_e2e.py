@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nasib.synthetic import write_fake_cifar
+from nascore.synthetic import write_fake_cifar
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasib.ops import UnknownOpError, build_op, count_params, parse_op
-from nasib.spaces import EXTENDED_EXTRA, ORIGINAL, UnknownSpaceError, get_space, superkernel_ops
+from nascore.ops import UnknownOpError, build_op, count_params, parse_op
+from nascore.spaces import EXTENDED_EXTRA, ORIGINAL, UnknownSpaceError, get_space, superkernel_ops
 
 ALL = sorted(set(get_space("extended").ops) | set(get_space("narrow").ops) | set(get_space("superkernel").ops))
 

@@ -23,7 +23,7 @@ from experiments.runner import (
     parse_seeds,
     plan_experiments,
 )
-from nasib.config import ConfigError
+from nascore.config import ConfigError
 
 COUNTS = {  # trials per scale at each config's own seeds: smoke, quick, paper
     "fig2": (4, 6, 6), "fig3": (12, 18, 18), "fig4": (2, 3, 3), "fig5": (4, 4, 12), "table1": (8, 8, 24),

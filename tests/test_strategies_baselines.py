@@ -7,9 +7,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from nascore.data import DataConfig, load_splits
+from nascore.loop import RunSpec
 from nasib.__main__ import cli
-from nasib.data import DataConfig, load_splits
-from nasib.loop import RunSpec
 from nasib.presets import apply_overrides, preset
 from nasib.search import NasibSearch, search_trial, synthetic_splits
 from nasib.strategies import get_strategy

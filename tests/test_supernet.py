@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasib.ops import UnknownOpError, count_params
-from nasib.spaces import get_space
+from nascore.ops import UnknownOpError, count_params
+from nascore.spaces import get_space
 from nasib.supernet import FixedNet, OpBlock, Supernet, reduction_after
 
 NARROW = get_space("narrow").ops

@@ -1,4 +1,4 @@
-"""A tiny deterministic searcher for driving nasib.loop in fault tests (runs as a script too).
+"""A tiny deterministic searcher for driving nascore.loop in fault tests (runs as a script too).
 
     python -m tests.faults.toy OUT EPOCHS [--nan-at E] [--sleep S]
 """
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from nasib.loop import run_trial
-from nasib.records import Trial
-from nasib.runtime import seed_everything
+from nascore.loop import run_trial
+from nascore.records import Trial
+from nascore.runtime import seed_everything
 
 
 class ToySearcher:

@@ -1,7 +1,8 @@
 """Retrain a fixed architecture (any method's `arch.json`) from scratch and report test accuracy.
 
-The network comes from the architecture's family: ENAS architectures (they carry skips)
-build `enas_ext.child.FixedChild`, NASIB ones `nasib.supernet.FixedNet`. Training uses
+The network comes from the architecture's family through `retraining.registry` (ENAS
+architectures carry skips and build `enas_ext.child.FixedChild`, NASIB ones
+`nasib.supernet.FixedNet`). Training uses
 cutout, gradient clipping, weight decay and BN everywhere, as the paper's final training.
 The retraining set is train + held-out (all 50,000 images, as ENAS's final training);
 the accuracy recorded per epoch is on the test split, for the curve only: nothing is
@@ -18,12 +19,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nasib.config import ConfigError, deep_merge, from_dict, positive
-from nasib.data import AugmentConfig, DataConfig, DeviceLoader, Split, load_splits
-from nasib.loop import RunSpec, run_trial
-from nasib.ops import count_params
-from nasib.records import Trial, provenance
-from nasib.runtime import resolve_device, seed_everything
+from nascore.config import ConfigError, deep_merge, from_dict, positive
+from nascore.data import AugmentConfig, DataConfig, DeviceLoader, Split, load_splits
+from nascore.loop import RunSpec, run_trial
+from nascore.ops import count_params
+from nascore.records import Trial
+from nascore.runtime import resolve_device, seed_everything
+from nascore.schedules import cosine
+from nascore.trial import open_trial, trial_meta
+from retraining.registry import build_fixed
 
 
 @dataclass(frozen=True)
@@ -64,17 +68,6 @@ def preset(name: str) -> RetrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-def build_fixed(arch: dict, channels: int | None, dropout: float) -> nn.Module:
-    """The fixed network for an architecture record, chosen by its family."""
-    if "skips" in arch:
-        from enas_ext.child import FixedChild
-
-        return FixedChild(arch, channels=channels, dropout=dropout)
-    from nasib.supernet import FixedNet
-
-    return FixedNet(arch, channels=channels, dropout=dropout)
 
 
 def load_arch(path: Path) -> dict:
@@ -121,7 +114,6 @@ class Retrain:
 
     def lr(self, epoch: int) -> float:
         """Cosine decay from lr_max to lr_min over the run."""
-        from nasib.search import cosine
 
         return cosine(self.cfg.lr_max, self.cfg.lr_min, epoch, self.cfg.epochs)
 
@@ -168,8 +160,6 @@ def evaluate(net: nn.Module, loader: DeviceLoader) -> float:
 def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
                   overrides: dict | None = None) -> dict | None:
     """Retrain `arch_path` into the trial folder `spec.out`; None when already finished."""
-    from nasib.cli import open_trial
-
     base = dataclasses.asdict(preset(preset_name))
     # Where the data lives comes from the run; which subset to train on, from the preset.
     base["data"].update(data_dir=spec.data.data_dir, download=spec.data.download)
@@ -189,8 +179,6 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
     source = {"source_trial": f"{src.parent.name}/{src.name}", "source_method": arch.get("method"),
               "source_space": arch.get("space")}
     searcher = Retrain(net, cfg, train, splits.test, splits.mean, splits.std, device, source)
-    meta = {"trial_id": spec.out.name, "experiment": spec.experiment, "method": "retrain",
-            "space": arch.get("space"), "seed": spec.seed, "preset": preset_name, "budget_s": None,
-            "budget_label": None, "source_arch": str(arch_path), "arch": arch,
-            "config": dataclasses.asdict(cfg), "provenance": provenance(device, spec.deterministic, splits.source)}
+    meta = trial_meta(spec, device, splits.source, method="retrain", space=arch.get("space"), preset=preset_name,
+                      config=dataclasses.asdict(cfg), source_arch=str(arch_path), arch=arch)
     return run_trial(trial, searcher, meta)

@@ -1,4 +1,4 @@
-"""Retraining a derived architecture from scratch (`python -m nasib retrain`)."""
+"""Retraining a derived architecture from scratch (`python -m retraining`)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from enas_ext.child import FixedChild
-from nasib.__main__ import cli
-from nasib.ops import count_params
+from nascore.ops import count_params
 from nasib.supernet import FixedNet
+from retraining.__main__ import cli
 
 ENAS_ARCH = {"space": "original", "method": "enas", "layers": 6, "channels": 8,
              "ops": ["conv3x3", "maxpool3x3", "sep5x5", "avgpool3x3", "conv5x5", "sep3x3"],
@@ -24,7 +24,7 @@ def retrain(tmp_path, data, arch: dict, *extra: str):
     src.mkdir(parents=True)
     (src / "arch.json").write_text(json.dumps(arch))
     out = tmp_path / "retrain"
-    args = ["retrain", str(src / "arch.json"), "--preset", "smoke", "--epochs", "2", "--device", "cpu",
+    args = [str(src / "arch.json"), "--preset", "smoke", "--epochs", "2", "--device", "cpu",
             "--data-dir", str(data), "--valid-size", "100", "--test-size", "100", "--out", str(out), *extra]
     return CliRunner().invoke(cli, args), out
 

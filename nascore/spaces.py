@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nasib.ops import parse_op
+from nascore.names import SPACES as SPACE_NAMES
+from nascore.ops import parse_op
 
 ORIGINAL = ("conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool3x3")
 EXTENDED_EXTRA = (
@@ -19,7 +20,6 @@ EXTENDED_EXTRA = (
     "conv7x1", "conv2x2", "conv4x4", "conv3x5", "conv5x3", "conv7x7",
 )
 NARROW = ("conv3x3", "conv5x5", "sep3x3", "sep5x5", "avgpool3x3", "maxpool3x3", "identity")
-SPACE_NAMES = ("original", "extended", "narrow", "superkernel")
 
 
 class UnknownSpaceError(ValueError):

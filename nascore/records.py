@@ -18,12 +18,7 @@ from typing import Any
 
 import torch
 
-FORMAT = 1  # bump when a record's meaning changes; readers reject other versions
-CONFIG, EPOCHS, RESULT, CHECKPOINT, LOCK = "config.json", "epochs.jsonl", "result.json", "checkpoint.pt", ".lock"
-
-
-class RecordError(RuntimeError):
-    """A record that cannot be written or read as the contract says."""
+from nascore.names import CHECKPOINT, CONFIG, EPOCHS, FORMAT, LOCK, RESULT, RecordError  # noqa: F401 (re-exported)
 
 
 class TrialLocked(RecordError):

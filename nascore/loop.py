@@ -16,9 +16,9 @@ from typing import Protocol
 
 import torch
 
-from nasib.data import DataConfig
-from nasib.records import CONFIG, FORMAT, RecordError, Trial, TrialLock, read_json
-from nasib.runtime import rng_state, set_rng_state, sync
+from nascore.data import DataConfig
+from nascore.records import CONFIG, FORMAT, RecordError, Trial, TrialLock, read_json
+from nascore.runtime import rng_state, set_rng_state, sync
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 import torch
 
-from nasib.config import ConfigError
-from nasib.data import DataConfig, DataError
-from nasib.loop import Interrupted
-from nasib.records import RecordError, Trial
+from nascore.config import ConfigError
+from nascore.data import DataConfig, DataError
+from nascore.loop import Interrupted
+from nascore.records import RecordError
 
 USAGE_ERRORS = (ConfigError, ValueError)
 RUN_ERRORS = (DataError, RecordError)
@@ -54,24 +54,6 @@ def data_config(base: DataConfig, data_dir, download, train_size, valid_size, te
                    train_size=train_size if train_size is not None else base.train_size,
                    valid_size=valid_size if valid_size is not None else base.valid_size,
                    test_size=test_size if test_size is not None else base.test_size)
-
-
-def open_trial(out: Path, force: bool) -> Trial | None:
-    """The trial to run, or None when it is finished and --force was not given."""
-    trial = Trial(out)
-    if trial.finished and not force:
-        click.echo(f"{out} is finished (result.json exists); skipping. Use --force to run it again.", err=True)
-        return None
-    if force and trial.path.is_dir() and any(trial.path.iterdir()):
-        moved = trial.archive()
-        click.echo(f"--force: the earlier trial was moved to {moved}", err=True)
-    return trial
-
-
-def oom_hint(batch_size: int, layers: int) -> str:
-    """The message for a CUDA out-of-memory error."""
-    return (f"CUDA out of memory at batch size {batch_size} with {layers} layers; lower --batch-size "
-            f"or --layers/--channels, or free the GPU")
 
 
 def reports_errors(fn):

@@ -3,7 +3,7 @@
 Each class gets a colour; images are that colour plus noise, so a network learns it in
 a few steps. Never mistake it for the real data: `Splits.source` names the folder.
 
-    python -m nasib.synthetic OUT_DIR [--train 600] [--test 200]
+    python -m nascore.synthetic OUT_DIR [--train 600] [--test 200]
 """
 from __future__ import annotations
 

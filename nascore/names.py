@@ -1,0 +1,26 @@
+"""The kit's vocabulary and record format, torch-free: what the searches write and analysis reads.
+
+Every name listed here is checked against its registry by a test (spaces against
+`nascore.spaces`, strategies against `nasib.strategies`), so the lists cannot drift.
+`analysis/` imports this module and nothing else of the kit.
+"""
+from __future__ import annotations
+
+SCALES = ("smoke", "quick", "paper")  # preset/scale names, shared by searches, retraining and experiments
+SCALE_HELP = "Scale: smoke (2-core CPU, seconds), quick (one GPU, minutes) or paper (the reference's settings)."
+SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
+ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
+STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer
+METHODS = ("enas", "retrain", *STRATEGIES)  # the `method` a trial's config.json records
+
+STATUSES = ("ok", "diverged", "interrupted")  # a finished trial's result.json status
+OK, DIVERGED, INTERRUPTED = STATUSES
+
+FORMAT = 1  # bump when a record's meaning changes; readers reject other versions
+CONFIG, EPOCHS, RESULT, CHECKPOINT, LOCK = "config.json", "epochs.jsonl", "result.json", "checkpoint.pt", ".lock"
+ARCH, ALPHAS, SAMPLES = "arch.json", "alphas.json", "samples.json"
+MANIFEST = "trials.json"  # the runner's per-experiment list of the folders it uses, shared ones included
+
+
+class RecordError(RuntimeError):
+    """A record that cannot be written or read as the contract says; the message names the file."""
