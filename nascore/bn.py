@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 BN_RULES = ("running", "batch", "recalibrate")
+DEFAULT_RULE = "batch"  # provisional: the default is chosen by measurement (README, "BN statistics at evaluation")
 
 
 def _norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
