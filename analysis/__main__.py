@@ -14,9 +14,11 @@ from analysis.kernel_freq import run_kernel_freq
 from analysis.records import NoTrialsError, cli_errors, load_trials
 from analysis.table1 import main as table1_main
 from analysis.table1 import run_table1
+from nascore.names import VERSION
 
 
 @click.group()
+@click.version_option(VERSION, prog_name="nasibkit-analysis")
 def cli() -> None:
     """Analyse trial records (never trains): curves, kernel frequencies, Table 1."""
 

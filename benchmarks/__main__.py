@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from nascore.names import SCALES
+from nascore.names import SCALES, VERSION
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device
 
@@ -65,8 +65,9 @@ def _checkpoints(out: Path) -> None:
 
 
 @click.command()
+@click.version_option(VERSION, prog_name="nasibkit-bench")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--preset", type=click.Choice(SCALES), default=None,
+@click.option("--scale", "--preset", "preset", type=click.Choice(SCALES), default=None,
               help="Default: paper on CUDA, smoke on CPU.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/bench"), show_default=True)
 @click.option("--fidelity", default=None, help="Comma-separated budgets in seconds for the budget-fidelity "

@@ -9,9 +9,11 @@ from enas_ext.presets import ENAS_SPACES, PRESETS
 from nascore.cli import common_options, data_config, reports_errors
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
+from nascore.names import VERSION
 
 
 @click.group()
+@click.version_option(VERSION, prog_name="nasibkit-enas")
 def cli() -> None:
     """ENAS macro search (the official TF release's semantics) over the original or extended space."""
 
@@ -30,7 +32,7 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
 @cli.command()
 @click.option("--space", type=click.Choice(ENAS_SPACES), default="original", show_default=True,
               help="Op space: the 6 ENAS ops or those plus 12 regular convolutions.")
-@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True,
+@click.option("--scale", "--preset", "preset", type=click.Choice(PRESETS), default="quick", show_default=True,
               help="smoke: seconds on a CPU; quick: minutes on one GPU; paper: the reference's 310 epochs.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
 @click.option("--layers", type=click.IntRange(min=1), default=None, help="Override the searched layers.")

@@ -38,6 +38,7 @@ from experiments.runner import (
     parse_seeds,
 )
 from nascore.config import ConfigError
+from nascore.names import EXPERIMENT_SCALES, SCALE_HELP, VERSION
 
 
 def one_line_errors(fn):
@@ -88,13 +89,15 @@ def summary_table(outcomes: list[Outcome]) -> str:
 
 
 @click.group()
+@click.version_option(VERSION, prog_name="nasibkit-experiments")
 def cli() -> None:
     """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under results/."""
 
 
 @cli.command("run")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--scale", default="quick", show_default=True, help=f"One of {', '.join(SCALES)}.")
+@click.option("--scale", "--preset", "scale", type=click.Choice(EXPERIMENT_SCALES), default="quick", show_default=True,
+              help=SCALE_HELP)
 @click.option("--seeds", default=None, help="Comma-separated seeds, e.g. 0,1,2 (default: the config's).")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Results root; trials go to RESULTS/<experiment>/<trial-id>/.")

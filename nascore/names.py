@@ -6,8 +6,10 @@ Every name listed here is checked against its registry by a test (spaces against
 """
 from __future__ import annotations
 
+VERSION = "0.2.0"  # the kit's version (pyproject reads it; every command prints it with --version)
 SCALES = ("smoke", "quick", "paper")  # preset/scale names, shared by searches, retraining and experiments
-SCALE_HELP = "Scale: smoke (2-core CPU, seconds), quick (one GPU, minutes) or paper (the reference's settings)."
+SCALE_HELP = "smoke: 2-core CPU, seconds; quick: one GPU, minutes; paper: the reference's settings."
+EXPERIMENT_SCALES = SCALES  # scales an experiment config may define (the runner's --scale choices)
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
 STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer

@@ -6,12 +6,14 @@ import click
 from nascore.cli import common_options, data_config, reports_errors
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
+from nascore.names import SCALE_HELP, VERSION
 from nascore.names import SCALES as _PRESETS
 from nascore.names import SPACES as _SPACES
 from nascore.names import STRATEGIES as _STRATEGIES
 
 
 @click.group()
+@click.version_option(VERSION, prog_name="nasibkit-nasib")
 def cli() -> None:
     """NASIB: budget-aware architecture search over superkernels."""
 
@@ -59,7 +61,8 @@ def _search_overrides(**options) -> dict:
               help="Wall-clock budget for the whole search: 90s, 45m, 2h, 1.5d.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Run exactly N epochs instead (no budget). Neither: the preset's default.")
-@click.option("--preset", type=click.Choice(_PRESETS), default="quick", show_default=True)
+@click.option("--scale", "--preset", "preset", type=click.Choice(_PRESETS), default="quick", show_default=True,
+              help=SCALE_HELP)
 @click.option("--prior", "priors", multiple=True, callback=_priors_option, metavar="OP=VALUE",
               help="Initial alpha of an op in every layer (repeatable), e.g. conv3x3=2.0.")
 @click.option("--lam", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -107,7 +110,8 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
 @click.option("--budget", required=True, callback=_budget_option,
               help="Wall-clock budget: 90s, 45m, 2h, 1.5d.")
 @click.option("--space", type=click.Choice(_SPACES), default="superkernel", show_default=True)
-@click.option("--preset", type=click.Choice(_PRESETS), default="quick", show_default=True)
+@click.option("--scale", "--preset", "preset", type=click.Choice(_PRESETS), default="quick", show_default=True,
+              help=SCALE_HELP)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--k", "k", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
 @click.option("--m", "m", type=click.IntRange(min=1), default=None)

@@ -8,12 +8,14 @@ import click
 from nascore.cli import common_options, data_config, reports_errors
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
-from nascore.names import SCALES
+from nascore.names import SCALE_HELP, SCALES, VERSION
 
 
 @click.command()
+@click.version_option(VERSION, prog_name="nasibkit-retrain")
 @click.argument("arch", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(SCALES), default="quick", show_default=True)
+@click.option("--scale", "--preset", "preset", type=click.Choice(SCALES), default="quick", show_default=True,
+              help=SCALE_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Network width (default: arch.json's).")
