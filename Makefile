@@ -9,7 +9,7 @@ SEEDS     ?=
 DEVICE    ?= auto
 RESULTS   ?= results
 DATA      ?= $(if $(NASIB_DATA),$(NASIB_DATA),data)
-SHARED    ?= ../shared/data
+JPEG_PACK ?=# a CIFAR-10 JPEG pack (.npz) to build DATA from without internet (docs/data.md)
 INSTALL   ?= install# set INSTALL= to use an existing environment (with PYTHON=...)
 # One torch thread: on small shared CPUs two threads ran 5-10x slower (measured); raise it on big CPUs.
 export OMP_NUM_THREADS ?= 1
@@ -34,11 +34,10 @@ test: $(INSTALL)  ## the whole CPU suite (slow real-data tests run when NASIB_DA
 test-fast: $(INSTALL)  ## the suite without slow tests
 	$(PYTHON) -m pytest -q -m "not slow"
 
-# CIFAR-10 in the standard layout: the shared JPEG copy when it is beside the checkout,
-# else torchvision's download (needs internet).
+# CIFAR-10 in the standard layout: decoded from JPEG_PACK when given, else torchvision's download.
 data: $(INSTALL)
 	@if [ -f $(DATA)/cifar-10-batches-py/test_batch ]; then echo "data present in $(DATA)"; \
-	elif [ -f $(SHARED)/cifar10_jpeg_q75.npz ]; then $(PYTHON) $(SHARED)/make_cifar10.py $(DATA); \
+	elif [ -n "$(JPEG_PACK)" ]; then $(PYTHON) -m nascore.jpeg_pack $(JPEG_PACK) $(DATA); \
 	else $(PYTHON) -c "import torchvision; torchvision.datasets.CIFAR10('$(DATA)', download=True)"; fi
 
 demo: $(INSTALL)  ## a small real search of each method, its records and a plot, in a few CPU minutes
@@ -80,7 +79,7 @@ ci-gpu:  ## the GPU check: gpu tests and benchmarks at the paper preset (needs C
 	PYTHONPATH=. python3 -m benchmarks --device cuda --preset paper --out $(RESULTS)/bench
 
 lint: $(INSTALL)
-	$(VENV)/bin/ruff check .
+	$(PYTHON) -m ruff check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
