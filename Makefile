@@ -15,6 +15,7 @@ INSTALL   ?= install# set INSTALL= to use an existing environment (with PYTHON=.
 export OMP_NUM_THREADS ?= 1
 SEEDS_ARG := $(if $(SEEDS),--seeds $(SEEDS),)
 RUN       := $(PYTHON) -m experiments run
+CLAIMS    = $(PYTHON) -m analysis.claims $(RESULTS)  # figures/claims.md: every paper claim's verdict
 RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(RESULTS) --data-dir $(DATA)
 
 .PHONY: install test test-fast demo data fig2 fig3 fig4 fig5 table1 budget-sweep all bench ci-gpu lint clean
@@ -52,22 +53,27 @@ demo: $(INSTALL)  ## a small real search of each method, its records and a plot,
 fig2: $(INSTALL)
 	$(RUN) fig2 $(RUN_ARGS)
 	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig2
+	$(CLAIMS)
 
 fig3: $(INSTALL)
 	$(RUN) fig3 $(RUN_ARGS)
 	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig3
+	$(CLAIMS)
 
 fig4: $(INSTALL)
 	$(RUN) fig4 $(RUN_ARGS)
 	$(PYTHON) -m analysis.kernel_freq $(RESULTS)
+	$(CLAIMS)
 
 fig5 budget-sweep: $(INSTALL)
 	$(RUN) fig5 $(RUN_ARGS)
 	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig5
+	$(CLAIMS)
 
 table1: $(INSTALL)
 	$(RUN) table1 $(RUN_ARGS)
 	$(PYTHON) -m analysis.table1 $(RESULTS)
+	$(CLAIMS)
 
 all: fig2 fig3 fig4 fig5 table1
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from analysis.claims import main as claims_main
+from analysis.claims import run_claims
 from analysis.curves import main as curves_main
 from analysis.curves import run_curves
 from analysis.kernel_freq import main as kernel_freq_main
@@ -33,6 +35,7 @@ def _jobs(results: Path, out: Path | None) -> list[tuple[str, Callable[[], objec
     jobs.append(("fig4", lambda: run_kernel_freq(results, None, out)))
     jobs.append(("fig5", lambda: run_curves(results, "fig5", out)))
     jobs.append(("table1", lambda: run_table1(results, out)))
+    jobs.append(("claims", lambda: run_claims(results, out)))  # last: the scorecard of everything above
     return jobs
 
 
@@ -41,7 +44,7 @@ def _jobs(results: Path, out: Path | None) -> list[tuple[str, Callable[[], objec
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output root (OUT/figures, OUT/tables); default: RESULTS.")
 def run_all(results: Path, out: Path | None) -> None:
-    """Figures 2-5 and Table 1, each from RESULTS/<name>/trials.json, else trials naming <name>, else all."""
+    """Figures 2-5, Table 1 and the claims scorecard, each from RESULTS/<name>/trials.json (else by name)."""
     with cli_errors():
         load_trials(results)  # fail early, once, when there is nothing finished at all
         skipped = []
@@ -59,6 +62,7 @@ def run_all(results: Path, out: Path | None) -> None:
 cli.add_command(curves_main, "curves")
 cli.add_command(kernel_freq_main, "kernel-freq")
 cli.add_command(table1_main, "table1")
+cli.add_command(claims_main, "claims")
 
 
 if __name__ == "__main__":

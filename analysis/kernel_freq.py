@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -80,6 +81,25 @@ def added_share_tests(table: pd.DataFrame) -> dict:
             "n_added": int(added.sum()), "n_ops": len(table)}
 
 
+def per_op_tests(table: pd.DataFrame, alpha: float = 0.05) -> list[dict]:
+    """Per trial and op: exact binomial 'chosen more than uniform' test, Holm-corrected over all of them.
+
+    Layers of one sample share the controller's state, so the per-trial count overstates independence
+    a little; the correction covers the number of tests, not that."""
+    trial_cols = [c for c in table.columns if c not in ("original", "total", "share_pct")]
+    rows = []
+    for col in trial_cols:
+        n = int(table[col].sum())
+        for op in table.index:
+            test = stats.binomial_share(int(table.loc[op, col]), n, 1.0 / len(table))
+            rows.append({"trial": col, "op": op, "original": bool(table.loc[op, "original"]), "k": test["k"],
+                         "n": n, "share": test["share"], "uniform": test["expected"], "p_greater": test["p_greater"]})
+    for row, adj in zip(rows, stats.holm([r["p_greater"] for r in rows]), strict=True):
+        row["p_holm"] = adj
+        row["above_uniform"] = bool(adj < alpha)
+    return rows
+
+
 def format_table(table: pd.DataFrame) -> str:
     """Printable op table: a mark column (O original, + added), per-trial counts, total, share %."""
     shown = table.copy()
@@ -148,13 +168,22 @@ def run_kernel_freq(results: Path, experiment: str | None = None, out: Path | No
     folder = output_dir(results, out, "figures")
     csv_path, png_path = folder / "fig4_kernel_freq.csv", folder / "fig4_kernel_freq.png"
     table.to_csv(csv_path)
-    plot_counts(table, png_path, provenance_note(chosen))
+    note = provenance_note(chosen)
+    plot_counts(table, png_path, note)
     click.echo("Op choices (O = original ENAS op, + = added):")
     click.echo(format_table(table))
-    click.echo(format_tests(added_share_tests(table)))
-    for path in (csv_path, png_path):
+    shares = added_share_tests(table)
+    click.echo(format_tests(shares))
+    per_op = per_op_tests(table)
+    above = [f"{r['op']} ({r['trial']})" for r in per_op if r["above_uniform"]]
+    click.echo(f"Per-op exact binomial tests, Holm-corrected over {len(per_op)}: above uniform: "
+               f"{', '.join(above) or 'none'}")
+    tests_path = folder / "fig4_tests.json"
+    tests_path.write_text(json.dumps({"records": note, "added_share": shares, "per_op": per_op},
+                                     indent=1, default=str).replace("NaN", "null") + "\n")
+    for path in (csv_path, png_path, tests_path):
         click.echo(f"wrote {path}")
-    return [csv_path, png_path]
+    return [csv_path, png_path, tests_path]
 
 
 @click.command()

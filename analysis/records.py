@@ -12,7 +12,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from nascore.names import FORMAT, MANIFEST, STATUSES, RecordError
+from nascore.names import FORMAT, MANIFEST, STATUSES, RecordError, data_copy
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
 ID_COLUMNS = ("trial_id", "experiment", "method", "space", "seed", "budget_label", "budget_s", "status")
@@ -286,21 +286,47 @@ def output_dir(results: Path, out: Path | None, kind: str) -> Path:
     return folder
 
 
-def _data_name(source: str | None) -> str:
-    """The data folder's own name (…/cifar10/cifar-10-batches-py -> cifar10), short enough for a caption."""
-    if not source:
-        return "?"
-    path = Path(source)
-    return path.parent.name if path.name == "cifar-10-batches-py" and path.parent.name else path.name
+def data_label(trial: Trial) -> str:
+    """Which CIFAR-10 a trial read: recorded in provenance, else checked on the folder if it is still here."""
+    prov = trial.config.get("provenance", {}) or {}
+    recorded = prov.get("data_copy")
+    if recorded:
+        return str(recorded)
+    checked = data_copy(prov.get("data_source"))
+    return checked or f"CIFAR-10 at {prov.get('data_source') or '?'} (which copy: not recorded)"
+
+
+def code_flags(trials: Iterable[Trial]) -> list[str]:
+    """Warnings when trials were run by several commits or from a dirty tree (empty when clean and one commit)."""
+    commits, dirty, unknown = set(), [], 0
+    for trial in trials:
+        prov = trial.config.get("provenance", {}) or {}
+        commit = prov.get("git_commit")
+        if commit:
+            commits.add(str(commit)[:10])
+        else:
+            unknown += 1
+        if prov.get("git_dirty"):
+            dirty.append(trial.key)
+    flags = []
+    if len(commits) > 1:
+        flags.append(f"mixed commits ({len(commits)}: {', '.join(sorted(commits))})")
+    if dirty:
+        flags.append(f"dirty tree ({len(dirty)} trial(s))")
+    if unknown:
+        flags.append(f"commit unknown ({unknown} trial(s))")
+    return flags
 
 
 def provenance_note(trials: Iterable[Trial]) -> str:
-    """Short 'preset / device / data' description gathered from configs, for captions and tables."""
+    """Short 'preset / device / data / code' description gathered from configs, for captions and tables."""
+    trials = list(trials)
     presets, devices, data = set(), set(), set()
     for trial in trials:
         prov = trial.config.get("provenance", {}) or {}
         presets.add(str(trial.config.get("preset", "?")))
         devices.add(str(prov.get("device_name") or prov.get("device") or trial.result.get("device", "?")))
-        data.add(_data_name(prov.get("data_source")))
+        data.add(data_label(trial))
+    flags = code_flags(trials)
     return (f"preset: {', '.join(sorted(presets))}; device: {', '.join(sorted(devices))}; "
-            f"data: {', '.join(sorted(data))}")
+            f"data: {', '.join(sorted(data))}" + (f"; {'; '.join(flags)}" if flags else ""))

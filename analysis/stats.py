@@ -113,3 +113,73 @@ def format_mean_std(stats: dict, digits: int = 2) -> str:
     if stats["n"] == 1:
         return f"{stats['mean']:.{digits}f} ({NO_INTERVAL})"
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} (n={stats['n']})"
+
+
+def diff_interval(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> dict:
+    """mean(a) - mean(b) with a Welch 95% interval; NaN interval when either side has fewer than 2 values."""
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    out = {"effect": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_a": int(a_arr.size),
+           "n_b": int(b_arr.size), "sd_a": math.nan, "sd_b": math.nan}
+    if a_arr.size == 0 or b_arr.size == 0:
+        return out
+    out["effect"] = float(a_arr.mean() - b_arr.mean())
+    if a_arr.size < 2 or b_arr.size < 2:
+        return out
+    va, vb = a_arr.var(ddof=1) / a_arr.size, b_arr.var(ddof=1) / b_arr.size
+    out.update(sd_a=float(a_arr.std(ddof=1)), sd_b=float(b_arr.std(ddof=1)))
+    se = math.sqrt(va + vb)
+    if se == 0:
+        out.update(ci_low=out["effect"], ci_high=out["effect"])
+        return out
+    df = (va + vb) ** 2 / (va**2 / (a_arr.size - 1) + vb**2 / (b_arr.size - 1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se
+    out.update(ci_low=out["effect"] - half, ci_high=out["effect"] + half)
+    return out
+
+
+def mean_interval(values: Sequence[float]) -> dict:
+    """summarize() in the effect/ci form the claims table uses."""
+    s = summarize(values)
+    return {"effect": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n_a": s["n"],
+            "sd_a": s["std"]}
+
+
+def seeds_needed(effect: float, sd_a: float, sd_b: float | None = None, margin: float = 0.0,
+                 power: float = 0.8, confidence: float = CONFIDENCE) -> int | None:
+    """Seeds per group for a 95% interval to clear `margin` with this power, if the effect and spread hold.
+
+    Normal approximation (z, not t), so it is a floor; None when the effect does not reach the margin
+    (more seeds would not help) or the spread is unknown."""
+    gap = effect - margin
+    var = (sd_a or 0.0) ** 2 + ((sd_b or 0.0) ** 2 if sd_b is not None else 0.0)
+    if not gap > 0 or math.isnan(var):
+        return None
+    if var == 0:
+        return 2
+    z = sps.norm.ppf(0.5 + confidence / 2) + sps.norm.ppf(power)
+    return max(2, math.ceil(z**2 * var / gap**2))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error), in the input order."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [math.nan] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def spearman_interval(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE) -> dict:
+    """Spearman's rho with a Fisher-z 95% interval (Bonett-Wright variance); NaN interval under 4 pairs."""
+    n = len(x)
+    out = {"effect": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_a": n}
+    if n < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return out
+    rho = float(sps.spearmanr(x, y).statistic)
+    out["effect"] = rho
+    if n < 4 or abs(rho) >= 1:
+        return out
+    half = sps.norm.ppf(0.5 + confidence / 2) * math.sqrt((1 + rho**2 / 2) / (n - 3))
+    out.update(ci_low=math.tanh(math.atanh(rho) - half), ci_high=math.tanh(math.atanh(rho) + half))
+    return out

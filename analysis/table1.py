@@ -16,6 +16,7 @@ from analysis.records import (
     Trial,
     TrialSet,
     cli_errors,
+    data_label,
     load_trials,
     output_dir,
     provenance_note,
@@ -102,7 +103,8 @@ def measured_row(trials: TrialSet, name: str, method: str, space: str, lookup: l
     cost, unit = _search_cost(searches)
     ops = [t.result.get("num_ops") for t in (*searches, *retrains) if t.result.get("num_ops") is not None]
     return {
-        "source": "measured", "network": name, "dataset": "CIFAR-10" if searches or retrains else NOT_RUN,
+        "source": "measured", "network": name,
+        "dataset": ", ".join(sorted({data_label(t) for t in (*searches, *retrains)})) or NOT_RUN,
         "params_m": params,
         "test_error": err["mean"] if err["n"] else NOT_RUN,
         "test_error_std": err["std"] if err["n"] > 1 else (err["note"] if err["n"] else NOT_RUN),
@@ -138,8 +140,8 @@ def _cost_cell(row: pd.Series) -> str:
 
 def to_markdown(table: pd.DataFrame, note: str) -> str:
     """Markdown: one table, paper rows then measured rows (marked), and the scale/device/data note."""
-    header = ("| Source | Network | Dataset | Params (M) | Test error (%) | #OPs | Search (GPU-days) "
-              "| Seeds |\n|---|---|---|---|---|---|---|---|")
+    header = ("| Source | Network | Dataset | Params (millions) | Test error (%) | #OPs (candidates per layer) "
+              "| Search cost (GPU-days; hours where marked) | Seeds |\n|---|---|---|---|---|---|---|---|")
     lines = ["# Table 1: paper vs measured", "", header]
     for _, row in table.iterrows():
         seeds = "" if row["source"] != "measured" else f"search {row['n_search']}, retrain {row['n_retrain']}"
@@ -148,7 +150,8 @@ def to_markdown(table: pd.DataFrame, note: str) -> str:
             params = f"{params} ({row['notes']})"
         lines.append(f"| {row['source']} | {row['network']} | {row['dataset']} | {params} | "
                      f"{_error_cell(row)} | {row['num_ops']} | {_cost_cell(row)} | {seeds} |")
-    lines += ["", "Paper rows: copied from the NASIB paper, Table 1 (single V100, full CIFAR-10).",
+    lines += ["", "Paper rows: copied from the NASIB paper's Table 1 on official CIFAR-10; its NASIB row ran on one "
+              "V100, the other rows are the costs their own papers report (other GPUs and counts).",
               f"Measured rows: {note}.",
               "Test error: mean ± std (ddof=1) over retrain seeds; 'not run' marks pieces with no records.",
               "Search cost: mean over search trials; shown as hours with the device where it was not a GPU."]

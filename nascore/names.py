@@ -26,3 +26,27 @@ MANIFEST = "trials.json"  # the runner's per-experiment list of the folders it u
 
 class RecordError(RuntimeError):
     """A record that cannot be written or read as the contract says; the message names the file."""
+
+
+# md5 of the official CIFAR-10 python test_batch (torchvision checks the same digest); any other
+# file in the standard layout is a copy, such as the JPEG-decoded one this kit ships for offline use.
+OFFICIAL_TEST_MD5 = "40351d587109b95175f43aff81a1287e"
+DATA_COPIES = ("official CIFAR-10", "CIFAR-10 copy (not the official files: the JPEG copy or synthetic)")
+
+
+def data_copy(source: str | None) -> str | None:
+    """Which CIFAR-10 a data folder holds (one of DATA_COPIES), or None when it cannot be read."""
+    import hashlib
+    from pathlib import Path
+
+    if not source:
+        return None
+    folder = Path(source)
+    test = folder / "test_batch"
+    if not test.exists():
+        test = folder / "cifar-10-batches-py" / "test_batch"
+    try:
+        digest = hashlib.md5(test.read_bytes()).hexdigest()  # noqa: S324 (a checksum, not security)
+    except OSError:
+        return None
+    return DATA_COPIES[0] if digest == OFFICIAL_TEST_MD5 else DATA_COPIES[1]

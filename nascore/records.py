@@ -18,7 +18,16 @@ from typing import Any
 
 import torch
 
-from nascore.names import CHECKPOINT, CONFIG, EPOCHS, FORMAT, LOCK, RESULT, RecordError  # noqa: F401 (re-exported)
+from nascore.names import (  # noqa: F401 (re-exported)
+    CHECKPOINT,
+    CONFIG,
+    EPOCHS,
+    FORMAT,
+    LOCK,
+    RESULT,
+    RecordError,
+    data_copy,
+)
 
 
 class TrialLocked(RecordError):
@@ -89,17 +98,27 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def _code_state() -> dict:
+    """Commit and dirty flag of the kit's checkout, read now."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
+# Taken once, when the process imports the kit: a runner keeps the code it imported for every
+# trial, so a commit read at each trial's start could name code that never ran.
+CODE_STATE = _code_state()
+
+
 def provenance(device: torch.device | str, deterministic: bool, data_source: str | None) -> dict:
-    """Where, when and with what a trial ran."""
+    """Where, when and with what a trial ran (the code as it was when this process started)."""
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None,
+        **CODE_STATE, "code_state_at": "process start",
         "torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
         "device_name": name, "hostname": socket.gethostname(), "argv": sys.argv,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "deterministic": deterministic, "data_source": data_source,
+        "deterministic": deterministic, "data_source": data_source, "data_copy": data_copy(data_source),
     }
 
 

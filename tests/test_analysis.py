@@ -33,7 +33,8 @@ def write_trial(root: Path, experiment: str, trial_id: str, method: str, space: 
     folder.mkdir(parents=True)
     config = {"trial_id": trial_id, "experiment": experiment, "method": method, "space": space, "seed": seed,
               "preset": "smoke", "budget_s": budget_s, "budget_label": budget_label, "config": {},
-              "provenance": {"device": "cpu", "device_name": "test-cpu", "data_source": "synthetic"},
+              "provenance": {"device": "cpu", "device_name": "test-cpu", "data_source": "synthetic",
+                             "data_copy": "test copy"},
               "format": 1}
     (folder / "config.json").write_text(json.dumps(config))
     lines = []
@@ -244,9 +245,9 @@ def test_table1_paper_and_measured_rows(tmp_path: Path) -> None:
         cells = table.loc[name, ["params_m", "test_error", "num_ops", "search_cost"]].tolist()
         assert cells == ["not run"] * 4
     markdown = (tmp_path / "out" / "tables" / "table1.md").read_text()
-    row_md = "| measured | NASIB-2 | CIFAR-10 | 2.5 | 4.50 ± 0.71 | 81 | 2 h (CPU) | search 2, retrain 2 |"
+    row_md = "| measured | NASIB-2 | test copy | 2.5 | 4.50 ± 0.71 | 81 | 2 h (CPU) | search 2, retrain 2 |"
     assert row_md in markdown
-    assert "preset: smoke; device: test-cpu; data: synthetic" in markdown
+    assert "preset: smoke; device: test-cpu; data: test copy; commit unknown (4 trial(s))" in markdown
 
 
 def test_stats_single_value_and_tests() -> None:
