@@ -84,8 +84,8 @@ def _fig2_throughout(orig: list[Trial], ext: list[Trial], suffix: str) -> Claim:
         b = [v for t in orig if (v := cm.at_epoch(t, epoch)) is not None]
         if len(a) >= MIN_SEEDS and len(b) >= MIN_SEEDS:
             per_epoch.append((epoch, stats.diff_interval(a, b), len(a), len(b)))
-    if not per_epoch:
-        return judge(claim, stats.diff_interval([], []), n=_nseeds(ext, orig))
+    if not per_epoch:  # too few seeds anywhere: the final epochs give an effect without an interval
+        return judge(claim, stats.diff_interval(_final(ext), _final(orig)), n=_nseeds(ext, orig))
     worst = min(per_epoch, key=lambda e: e[1]["ci_low"])
     above = sum(iv["effect"] > 0 for _, iv, _, _ in per_epoch)
     sig = sum(iv["ci_low"] > 0 for _, iv, _, _ in per_epoch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import click
@@ -31,10 +32,15 @@ from analysis.records import (  # noqa: E402
 )
 
 FIGURES = ("fig2", "fig3", "fig5")
-METRICS = {"fig2": ("valid_acc",), "fig3": ("valid_acc",), "fig5": ("valid_acc", "train_loss", "p_explore")}
+METRICS = {"fig2": ("valid_acc",), "fig3": ("valid_acc", "valid_acc@wall"),
+           "fig5": ("valid_acc", "train_loss", "p_explore", "p2_entropy")}
 AXIS_NAMES = {
     "valid_acc": "validation accuracy (%)", "train_loss": "training loss", "p_explore": "p_explore (P1)",
+    "p2_entropy": "P2 entropy / ln K", "valid_acc@wall": "validation accuracy (%)",
 }
+WALL = "@wall"  # metric suffix: the same value against wall-clock seconds instead of epochs
+MIN_SEEDS = 3  # points resting on fewer seeds (capped at a group's largest n) are drawn dotted, no band
+TIME_POINTS = 60  # wall-clock grid per group
 TITLES = {
     "fig2": "Figure 2: ENAS macro search, original vs extended space",
     "fig3": "Figure 3: validation accuracy during search, all methods",
@@ -67,6 +73,11 @@ def _budget_label(trial: Trial) -> str:
     return str(label) if label else f"{float(budget):g}s"
 
 
+def _mode(trial: Trial) -> str:
+    """ENAS branch mode (issue 10); records without it ran the intended mode."""
+    return str(trial.config.get("branch_mode") or "intended")
+
+
 def figure_groups(trials: TrialSet, figure: str) -> Groups:
     """Ordered (label, trials) pairs a figure plots from already-selected trials; NoTrialsError if none."""
     if figure not in FIGURES:
@@ -74,10 +85,12 @@ def figure_groups(trials: TrialSet, figure: str) -> Groups:
     pool = [t for t in trials.ok if t.method != "retrain"]
     groups: dict[str, list[Trial]] = {}
     if figure == "fig2":
-        for space in ("original", "extended"):
-            picked = [t for t in pool if t.method == "enas" and t.space == space]
-            if picked:
-                groups[f"ENAS {space}"] = picked
+        modes = sorted({_mode(t) for t in pool if t.method == "enas"}, key=lambda m: (m != "intended", m))
+        for mode in modes:
+            for space in ("original", "extended"):
+                picked = [t for t in pool if t.method == "enas" and t.space == space and _mode(t) == mode]
+                if picked:
+                    groups[f"ENAS {space}" + ("" if mode == "intended" else f" ({mode})")] = picked
     elif figure == "fig3":
         for t in sorted(pool, key=lambda t: (t.method, t.space)):
             groups.setdefault(method_label(t.method, t.space), []).append(t)
@@ -98,42 +111,79 @@ def curve_table(groups: Groups, metrics: tuple[str, ...]) -> pd.DataFrame:
     for label, trials in groups:
         frame = epochs_frame(trials)
         for metric in metrics:
-            if metric not in frame.columns:
+            if metric.endswith(WALL):
+                part = time_summary(frame, metric.removesuffix(WALL))
+            elif metric in frame.columns:
+                part = stats.group_summary(frame.dropna(subset=[metric]), ["epoch"], metric).sort_values("epoch")
+            else:
                 continue
-            part = stats.group_summary(frame.dropna(subset=[metric]), ["epoch"], metric)
+            if part.empty:
+                continue
             part.insert(0, "metric", metric)
             part.insert(0, "label", label)
-            frames.append(part.sort_values("epoch"))
-    columns = ["label", "metric", "epoch", "n", "mean", "std", "ci_low", "ci_high"]
+            # No interval from one value, and a tail resting on fewer seeds than the rest is marked.
+            part["reliable"] = part["n"] >= min(MIN_SEEDS, int(part["n"].max()))
+            frames.append(part)
+    columns = ["label", "metric", "epoch", "n", "mean", "std", "ci_low", "ci_high", "reliable"]
     if not frames:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns)
+
+
+def time_summary(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per wall-clock second on a grid: each trial's value at its last epoch finished by then (epoch = seconds).
+
+    A trial counts from its first finished epoch to its last, so n falls where runs ended."""
+    if metric not in frame.columns or "wall_s" not in frame.columns or frame["wall_s"].isna().all():
+        return pd.DataFrame()
+    rows = []
+    trials = {tid: g.sort_values("wall_s") for tid, g in frame.dropna(subset=[metric, "wall_s"]).groupby("trial_id")}
+    end = max(g["wall_s"].max() for g in trials.values())
+    for t in [end * (i + 1) / TIME_POINTS for i in range(TIME_POINTS)]:
+        values = [g.loc[g["wall_s"] <= t, metric].iloc[-1] for g in trials.values()
+                  if g["wall_s"].min() <= t <= g["wall_s"].max() + 1e-9]
+        if values:
+            rows.append({"epoch": t, **stats.summarize(values)})
+    return pd.DataFrame(rows)
 
 
 def plot_curves(table: pd.DataFrame, figure: str, labels: list[str], path: Path, caption: str) -> None:
-    """Mean line and mean +- std band per label; one panel per metric of the figure."""
-    metrics = METRICS[figure]
+    """Mean line and mean +- std band per label; one panel per metric some trial recorded."""
+    metrics = [m for m in METRICS[figure] if (table["metric"] == m).any()]
+    missing = [AXIS_NAMES.get(m, m) for m in METRICS[figure] if m not in metrics]
     sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(6.5 * max(len(metrics), 1), 4.8), squeeze=False)
     colors = dict(zip(labels, sns.color_palette("tab10", n_colors=max(len(labels), 1)), strict=False))
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    for ax, metric in zip(axes[0], metrics, strict=False):
         for label in labels:
             part = table[(table["label"] == label) & (table["metric"] == metric)]
-            if part.empty:
-                continue
-            ax.plot(part["epoch"], part["mean"], color=colors[label], label=f"{label} (n={part['n'].max()})")
-            spread = part["std"].fillna(0.0)
-            ax.fill_between(part["epoch"], part["mean"] - spread, part["mean"] + spread,
-                            color=colors[label], alpha=0.25, linewidth=0)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if not part.empty:
+                _draw(ax, part, label, colors[label])
+        ax.set_xlabel("wall-clock seconds" if metric.endswith(WALL) else "epoch")
+        if not metric.endswith(WALL):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(AXIS_NAMES.get(metric, metric))
-        if ax.lines:  # a metric no trial recorded (e.g. p_explore of a fixed-p run) leaves an empty panel
+        if ax.lines:
             ax.legend(fontsize=8)
-    fig.suptitle(f"{TITLES[figure]}\nmean ± std over seeds; {caption}", fontsize=10)
+    note = f"; not recorded by these trials (panel skipped): {', '.join(missing)}" if missing else ""
+    text = f"mean ± std over seeds; dotted: fewer than {MIN_SEEDS} seeds, no band; {caption}{note}"
+    width = 75 * max(len(metrics), 1)
+    fig.suptitle(TITLES[figure] + "\n" + "\n".join(textwrap.wrap(text, width)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _draw(ax, part: pd.DataFrame, label: str, color) -> None:
+    """Solid line and band where enough seeds agree; a dotted line without band for the thin tail."""
+    style = "--" if "as-released" in label else "-"
+    solid = part[part["reliable"].astype(bool)]
+    ax.plot(part["epoch"], part["mean"], color=color, linestyle=":", linewidth=1)
+    ax.plot(solid["epoch"], solid["mean"], color=color, linestyle=style,
+            label=f"{label} (n={int(part['n'].max())})")
+    spread = solid["std"]
+    ax.fill_between(solid["epoch"], solid["mean"] - spread, solid["mean"] + spread, color=color, alpha=0.25,
+                    linewidth=0, where=spread.notna().tolist())
 
 
 def final_values(trials: list[Trial]) -> list[float]:

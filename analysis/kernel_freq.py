@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import click
@@ -152,8 +153,9 @@ def plot_counts(table: pd.DataFrame, path: Path, caption: str) -> None:
     names = ["original ENAS ops", "added ops", *(f"segment {i + 1}: {c}" for i, c in enumerate(trial_cols))]
     ax.legend([*patch, ax.lines[0]], [*names, "uniform controller"], fontsize=7, loc="upper left",
               bbox_to_anchor=(1.01, 1.0))  # outside the axes: it hid the tallest bars
-    ax.set_title(f"Figure 4: op choices of the ENAS controller, extended space\n"
-                 f"{len(trial_cols)} trial(s) stacked (shades); {caption}", fontsize=10)
+    text = f"{len(trial_cols)} trial(s) stacked (shades); {caption}"
+    ax.set_title("Figure 4: op choices of the ENAS controller, extended space\n"
+                 + "\n".join(textwrap.wrap(text, 100)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

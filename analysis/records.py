@@ -292,8 +292,12 @@ def data_label(trial: Trial) -> str:
     recorded = prov.get("data_copy")
     if recorded:
         return str(recorded)
-    checked = data_copy(prov.get("data_source"))
-    return checked or f"CIFAR-10 at {prov.get('data_source') or '?'} (which copy: not recorded)"
+    source = prov.get("data_source")
+    checked = data_copy(source)
+    if checked:
+        return checked
+    name = Path(source).parent.name if source and Path(source).name == "cifar-10-batches-py" else source
+    return f"CIFAR-10 from {name or '?'}/ (official or a copy: not recorded)"
 
 
 def code_flags(trials: Iterable[Trial]) -> list[str]:
