@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from experiments import launchers
+from experiments import checks, launchers
 from experiments.launchers import (
     STATUSES,
     Outcome,
@@ -69,10 +69,12 @@ def table(header: Sequence[str], rows: list[Sequence[object]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
 
-def plan_table(plans: list[TrialPlan]) -> str:
-    """The expanded trials, one row each, with what the folder already holds."""
+def plan_table(plans: list[TrialPlan], conflicts: dict[str, str] | None = None) -> str:
+    """The expanded trials, one row each, with what the folder already holds (or that it conflicts)."""
+    conflicts = conflicts or {}
     rows = [(n, p.key, p.experiment, p.method, p.space, p.strategy, p.budget, p.seed, p.preset,
-             trial_state(p.folder), p.source.parent.relative_to(p.folder.parent.parent) if p.source else None)
+             checks.CONFLICT if p.key in conflicts else trial_state(p.folder),
+             p.source.parent.relative_to(p.folder.parent.parent) if p.source else None)
             for n, p in enumerate(plans, start=1)]
     return table(("#", "trial", "for", "method", "space", "strategy", "budget", "seed", "preset", "state",
                   "retrains"), rows)
@@ -107,7 +109,8 @@ def cli() -> None:
 @click.option("--download", is_flag=True, help="Download CIFAR-10 with torchvision if missing.")
 @click.option("--deterministic/--fast", default=False, show_default=True, help="Deterministic kernels.")
 @click.option("--force", is_flag=True, help="Re-run finished trials (old folders are moved aside).")
-@click.option("--launcher", default="local", show_default=True, help="Where trials run: local.")
+@click.option("--launcher", default="local", show_default=True,
+              help=f"Where trials run: {', '.join(checks.KNOWN_LAUNCHERS)} (checked before anything runs).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded trial table and run nothing.")
 @one_line_errors
 def run_cmd(names, scale, seeds, results, device, data_dir, download, deterministic, force, launcher,
@@ -116,12 +119,20 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
     seed_list = parse_seeds(seeds) if seeds else None
     per_experiment = expand_all(names, scale, results, seed_list)
     plans = merge(per_experiment)
+    checks.check_launcher(launcher)
+    conflicts = checks.conflicts(plans, force)
     if dry_run:
-        click.echo(plan_table(plans))
-        click.echo(f"{len(plans)} trial(s) at scale {scale} (dry run: nothing was run)")
+        click.echo(plan_table(plans, conflicts))
+        for key, why in conflicts.items():
+            click.echo(f"conflict {key}: {why}")
+        click.echo(f"{len(plans)} trial(s) at scale {scale}, {len(conflicts)} conflict(s) (dry run: nothing was run)")
         return
+    if conflicts:
+        raise ValueError(checks.conflict_error(conflicts))
+    if launcher == "local":
+        checks.check_device(device)  # a remote launcher's workers check their own devices
     runner = get_launcher(launcher)
-    write_manifests(per_experiment, results, scale)
+    write_manifests(per_experiment, results, scale)  # after every check: a refused run writes nothing
     ctx = RunContext(device=device, data_dir=data_dir, download=download, deterministic=deterministic,
                      force=force)
     outcomes = runner.run(plans, lambda plan: run_one(plan, ctx, launchers.METHODS))

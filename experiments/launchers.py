@@ -27,8 +27,8 @@ import click
 from experiments.runner import TrialPlan
 from nasib.budget import parse_budget
 
-STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED = (
-    "ok", "skipped", "not available", "diverged", "blocked", "failed")
+STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED, ELSEWHERE = (
+    "ok", "skipped", "not available", "diverged", "blocked", "failed", "running elsewhere")
 # Only these make the run exit non-zero: the others are results (diverged) or known gaps.
 FAILURES = (FAILED,)
 
@@ -177,6 +177,8 @@ def run_one(plan: TrialPlan, ctx: RunContext, methods: Mapping[str, MethodFn] = 
         if is_interrupt(e):
             raise
         first = (str(e).splitlines() or [""])[0]
+        if type(e).__name__ == "TrialLocked":  # another live runner holds the folder: its trial, not a failure
+            return Outcome(plan, ELSEWHERE, first, time.perf_counter() - t0)
         if _not_available(e, first, plan.strategy or plan.method):
             return Outcome(plan, NOT_AVAILABLE, first)
         detail = f"{type(e).__name__}: {first} (traceback: {_save_traceback(plan)})"
@@ -210,23 +212,12 @@ def _ok_detail(result: dict) -> str:
     return ", ".join(parts)
 
 
-def _manifest_rows(path: Path, scale: str) -> dict[str, dict]:
-    """Rows of an existing manifest of the same scale by folder; {} when absent or damaged."""
-    try:
-        old = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        old = {}  # a damaged manifest is rebuilt from this run's plans
-    if not isinstance(old, dict) or old.get("scale") != scale:
-        return {}
-    return {r["folder"]: r for r in old.get("trials", []) if isinstance(r, dict) and "folder" in r}
-
-
 def write_manifests(per_experiment: dict[str, list[TrialPlan]], results: Path, scale: str) -> list[Path]:
-    """results/<experiment>/trials.json: the folders each experiment uses, shared ones included."""
+    """results/<experiment>/trials.json: the folders of this run's plan (shared ones included), nothing older."""
     written = []
     for name, members in per_experiment.items():
         path = Path(results) / name / "trials.json"
-        rows = _manifest_rows(path, scale)
+        rows: dict[str, dict] = {}
         for p in members:
             rows[p.key] = {"folder": p.key, "trial_id": p.trial_id, "owner": p.owner, "method": p.method,
                            "space": p.space, "strategy": p.strategy, "budget": p.budget, "seed": p.seed}

@@ -290,7 +290,8 @@ def test_manifests_list_shared_folders(tmp_path):
     doc = json.loads(paths[1].read_text())
     assert [r["folder"] for r in doc["trials"]] == ["fig2/enas-extended-s0", "fig2/enas-extended-s1"]
     write_manifests(expand_all(["fig4"], "smoke", tmp_path, seeds=[5]), tmp_path, "smoke")
-    assert len(json.loads(paths[1].read_text())["trials"]) == 3  # merged with the earlier run
+    rows = json.loads(paths[1].read_text())["trials"]
+    assert [r["folder"] for r in rows] == ["fig2/enas-extended-s5"]  # only the current plan, no stale rows
 
 
 def test_unknown_launcher_lists_valid():
@@ -358,3 +359,64 @@ def test_cli_list_shows_experiments_and_scales():
     for name, counts in COUNTS.items():
         row = next(line for line in res.output.splitlines() if line.startswith(name))
         assert "/".join(map(str, counts)) in row
+
+
+# --- checks before anything is written ---------------------------------------------------------
+
+def _smoke_folders(tmp_path):
+    """Finished fig2 trials recorded at the smoke preset, in the folders a paper run would use."""
+    for plan in expand(load_config("fig2"), "paper", tmp_path):
+        plan.folder.mkdir(parents=True)
+        (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": "smoke"}))
+        (plan.folder / "result.json").write_text(json.dumps({"format": 1, "status": "ok"}))
+
+
+def test_dry_run_reports_folders_of_another_scale_as_conflicts(tmp_path, fake):
+    _smoke_folders(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "paper", "--results", str(tmp_path), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "finished" not in res.output and res.output.count("conflict fig2/") == 6
+    assert "6 conflict(s)" in res.output
+
+
+def test_conflicting_run_is_refused_before_writing_anything(tmp_path, fake):
+    _smoke_folders(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "paper", "--results", str(tmp_path)])
+    assert res.exit_code == 2 and "6 planned folder(s) hold trials recorded with other settings" in res.output
+    assert fake.calls == [] and not (tmp_path / "fig2" / "trials.json").exists()
+
+
+def test_trial_locked_by_a_live_runner_is_running_elsewhere(tmp_path, fake, monkeypatch):
+    class TrialLocked(RuntimeError):
+        pass
+
+    def locked(plan, ctx):
+        raise TrialLocked(f"{plan.folder}: locked by pid 4242 on this host")
+
+    monkeypatch.setitem(fake, "enas", locked)
+    res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "smoke", "--seeds", "0", "--results", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "2 trial(s): 2 running elsewhere" in res.output and "failed" not in res.output
+
+
+@pytest.mark.parametrize("launcher, message", [
+    ("slurm", "unknown launcher 'slurm'; valid: local, ray"),
+    ("ray", "--launcher ray needs the 'ray' package"),
+])
+def test_launchers_are_checked_up_front_even_in_a_dry_run(tmp_path, fake, launcher, message, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, installed or not
+    args = ["run", "fig2", "--scale", "smoke", "--results", str(tmp_path), "--launcher", launcher]
+    for extra in ([], ["--dry-run"]):
+        res = CliRunner().invoke(cli, [*args, *extra])
+        assert res.exit_code == 2 and f"Error: {message}" in res.output and "Traceback" not in res.output
+    assert fake.calls == [] and not any(tmp_path.iterdir())
+
+
+def test_unavailable_device_is_refused_once_before_any_trial(tmp_path, fake, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "smoke", "--results", str(tmp_path),
+                                   "--device", "cuda"])
+    assert res.exit_code == 2 and res.output.count("CUDA is not available") == 1
+    assert fake.calls == [] and not any(tmp_path.iterdir())
