@@ -286,6 +286,8 @@ def run_claims(results: Path, out: Path | None = None) -> list[Path]:
     try:
         trials = load_trials(results)
     except NoTrialsError as err:
+        if not Path(results).is_dir():
+            raise
         click.echo(f"no records ({err}): every claim is 'not run'")
         trials = TrialSet(Path(results))
     claims = all_claims(trials)

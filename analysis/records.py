@@ -12,7 +12,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from nascore.names import FORMAT, MANIFEST, STATUSES, RecordError, data_copy
+from nascore.names import EPOCHS, FORMAT, MANIFEST, STATUSES, RecordError, data_copy
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
 ID_COLUMNS = ("trial_id", "experiment", "method", "space", "seed", "budget_label", "budget_s", "status")
@@ -87,6 +87,9 @@ class TrialSet:
             if names:
                 parts.append(f"{len(names)} {status} (not averaged: {', '.join(names)})")
         parts.append(f"skipped {len(self.unfinished)} unfinished (no result.json)")
+        no_log = [t.key for t in self.ok if not (t.path / EPOCHS).exists()]
+        if no_log:  # counted, never silently left out of a curve
+            parts.append(f"{len(no_log)} without {EPOCHS} (no curve): {', '.join(no_log)}")
         return "; ".join(parts)
 
     def select(self, **where: Any) -> list[Trial]:
@@ -115,8 +118,12 @@ def read_epochs(path: Path) -> list[dict[str, Any]]:
     """Load epochs.jsonl rows; a missing file gives [] and a bad line an error naming file and line."""
     if not path.exists():
         return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecordError(f"{path}: cannot read ({err})") from None
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -282,7 +289,10 @@ def cli_errors() -> Iterator[None]:
 def output_dir(results: Path, out: Path | None, kind: str) -> Path:
     """<out or results>/<kind> (kind: figures or tables), created."""
     folder = Path(out if out is not None else results) / kind
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RecordError(f"cannot write outputs to {folder}: {err.strerror or err}") from None
     return folder
 
 

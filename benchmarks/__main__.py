@@ -15,9 +15,11 @@ from pathlib import Path
 
 import click
 
+from nascore.cli import reports_errors
 from nascore.names import SCALES, VERSION
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device
+from nasib.budget import parse_budget
 
 
 def _save(out: Path, name: str, data: dict | list) -> Path:
@@ -74,9 +76,13 @@ def _checkpoints(out: Path) -> None:
               "runs (default: 30,60 on CPU, 120,300,600 on CUDA; 'none' skips them).")
 @click.option("--only", type=click.Choice(["enas", "nasib", "checkpoint", "fidelity"]), multiple=True,
               help="Run only these benchmarks (repeatable).")
+@reports_errors
 def main(device: str, preset: str | None, out: Path, fidelity: str | None, only: tuple[str, ...]) -> None:
     """Measure search speed and budget fidelity on this machine."""
-    dev = resolve_device(device)
+    dev = resolve_device(device)  # an unavailable device: one line, before anything runs
+    default = "120,300,600" if dev.type == "cuda" else "30,60"
+    # Read every budget now, not after minutes of other benchmarks.
+    budgets = [] if fidelity == "none" else [parse_budget(b) for b in (fidelity or default).split(",")]
     preset = preset or ("paper" if dev.type == "cuda" else "smoke")
     tag = f"{dev.type}-{preset}"
     todo = set(only) or {"enas", "nasib", "checkpoint", "fidelity"}
@@ -96,8 +102,6 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
     if "fidelity" in todo and fidelity != "none":
         from benchmarks.nasib_bench import budget_fidelity
 
-        default = "120,300,600" if dev.type == "cuda" else "30,60"
-        budgets = [float(b) for b in (fidelity or default).split(",")]
         fid_preset = "quick" if dev.type == "cuda" else "smoke"
         rows = budget_fidelity(str(dev), budgets, preset=fid_preset)
         for r in rows:

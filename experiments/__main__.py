@@ -120,6 +120,7 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
     per_experiment = expand_all(names, scale, results, seed_list)
     plans = merge(per_experiment)
     checks.check_launcher(launcher)
+    checks.check_results(results)
     conflicts = checks.conflicts(plans, force)
     if dry_run:
         click.echo(plan_table(plans, conflicts))

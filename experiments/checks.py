@@ -6,6 +6,7 @@ touched; a dry run shows the same conflicts in its table.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from experiments import launchers
 from experiments.runner import TrialPlan
@@ -27,6 +28,15 @@ def check_launcher(name: str) -> None:
         except ImportError:
             raise ValueError(f"--launcher {name} needs the {module!r} package, which does not import here: "
                              f"pip install {module}, or use --launcher local") from None
+
+
+def check_results(results: Path) -> None:
+    """Refuse a results root that is a file (or sits under one) before anything is written."""
+    for folder in (Path(results), *Path(results).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"--results {results}: {folder} is a file, not a folder")
+            return
 
 
 def check_device(device: str) -> None:

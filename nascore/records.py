@@ -182,8 +182,13 @@ class Trial:
         path = self.file(EPOCHS)
         if not path.is_file():
             return []
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise RecordError(f"{path}: cannot read the epoch log ({e}); move the trial folder aside or "
+                              f"re-run it with --force") from None
         out = []
-        for line in path.read_text().splitlines():
+        for line in text.splitlines():
             try:
                 out.append(json.loads(line))
             except ValueError:

@@ -45,6 +45,7 @@ from typing import Any
 
 ACCEPTED = "use a number with s, m, h or d, such as 90s, 45m, 2h, 1.5d, or plain seconds"
 MAX_EPOCHS = 100_000  # a plan never exceeds this, however fast an epoch is
+MAX_BUDGET_S = 366 * 86400.0  # a year: anything longer is a typo, refused rather than capped
 _UNITS = {
     "": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
     "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
@@ -78,6 +79,9 @@ def parse_budget(text: str) -> float:
         raise BudgetError(f"budget {_shown(text)} is too large to be finite: {ACCEPTED}")
     if seconds <= 0:
         raise BudgetError(f"budget {_shown(text)} must be more than zero: {ACCEPTED}")
+    if seconds > MAX_BUDGET_S:
+        raise BudgetError(f"budget {_shown(text)} is {seconds / 86400:.3g} days, more than the planner takes "
+                          f"(at most {MAX_BUDGET_S / 86400:.0f}d); give a smaller budget or --epochs")
     return seconds
 
 
@@ -314,8 +318,12 @@ class BudgetPlanner(_EpochPlan):
     def _fit(self) -> int:
         """How many more epochs fit before the reserve."""
         room = (self.config.budget_s - self.used_s - self.config.reserve) / self.estimate_s()
+        if room > MAX_EPOCHS:  # refused, not capped: a capped plan would not be the budget asked for
+            raise BudgetError(f"budget {self.config.budget_s:g}s holds {room:.3g} epochs of "
+                              f"{self.estimate_s():.3g}s, more than the {MAX_EPOCHS} a plan allows; give a "
+                              f"smaller budget or --epochs")
         # The tiny slack keeps a budget of exactly min_budget() from rounding down to zero.
-        return math.floor(min(max(room + 1e-9, 0.0), MAX_EPOCHS))
+        return math.floor(max(room + 1e-9, 0.0))
 
     def _too_small(self) -> BudgetTooSmall:
         """The error for a budget that holds no epoch, with the smallest one that would."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,15 +71,63 @@ def preset(name: str) -> RetrainConfig:
     return PRESETS[name]
 
 
+ARCH_KEYS = ("space", "ops", "layers", "channels", "skips", "method", "family")  # everything an arch.json may hold
+
+
 def load_arch(path: Path) -> dict:
-    """Read and minimally validate an arch.json."""
+    """Read and validate an arch.json: every key known, every value of the right type and range."""
     try:
         arch = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: cannot read architecture ({e})") from None
-    if not isinstance(arch, dict) or not isinstance(arch.get("ops"), list) or not arch["ops"]:
-        raise ConfigError(f"{path}: an architecture needs a non-empty 'ops' list")
+    if not isinstance(arch, dict):
+        raise ConfigError(f"{path}: expected a JSON object with {', '.join(ARCH_KEYS)}")
+    unknown = sorted(set(arch) - set(ARCH_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; valid: {', '.join(ARCH_KEYS)}")
+    if not isinstance(arch.get("ops"), list) or not arch["ops"]:
+        raise ConfigError(f"{path}: key 'ops': an architecture needs a non-empty 'ops' list of op names")
+    _check_arch_values(arch, path)
     return arch
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_arch_values(arch: dict, path: Path) -> None:
+    """One line naming the file and the key for the first value of the wrong type or out of range."""
+    from nascore.names import SPACES
+    from nascore.ops import parse_op
+    from nascore.spaces import get_space
+
+    def bad(key: str, want: str) -> ConfigError:
+        return ConfigError(f"{path}: key {key!r}: expected {want}, got {arch[key]!r}")
+
+    space = arch.get("space")
+    if space not in SPACES:
+        raise ConfigError(f"{path}: key 'space': {space!r}; valid: {', '.join(SPACES)}")
+    allowed = None if space == "superkernel" else get_space(space).ops
+    for i, op in enumerate(arch["ops"]):
+        try:
+            if not isinstance(op, str) or (allowed is not None and op not in allowed):
+                raise ValueError
+            parse_op(op)
+        except ValueError:
+            raise ConfigError(f"{path}: key 'ops'[{i}]: {op!r} is not an op of space {space!r}") from None
+    for key in ("layers", "channels"):
+        if key in arch and not (_is_int(arch[key]) and arch[key] >= 1):
+            raise bad(key, "a positive integer")
+    if "layers" in arch and arch["layers"] != len(arch["ops"]):
+        raise ConfigError(f"{path}: key 'layers': {arch['layers']} but 'ops' lists {len(arch['ops'])}")
+    skips = arch.get("skips")
+    if skips is not None and not (isinstance(skips, list) and len(skips) == len(arch["ops"]) and all(
+            isinstance(row, list) and len(row) == i and all(b in (0, 1) and not isinstance(b, float) for b in row)
+            for i, row in enumerate(skips))):
+        raise bad("skips", f"{len(arch['ops'])} rows of 0/1, row i holding i entries")
+    for key in ("method", "family"):
+        if key in arch and not isinstance(arch[key], str):
+            raise bad(key, "a string")
 
 
 class Retrain:
@@ -175,10 +224,15 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
     if cfg.use_valid:
         train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
     net = build_fixed(arch, cfg.channels, cfg.dropout)
+    width = {"channels_used": cfg.channels if cfg.channels is not None else arch.get("channels"),
+             "arch_channels": arch.get("channels")}  # recorded: a preset's width never replaces it unseen
+    if cfg.channels is not None and arch.get("channels") not in (None, cfg.channels):
+        print(f"note: {arch_path} asks for {arch['channels']} channels; preset {preset_name!r} trains "
+              f"{cfg.channels} (recorded in config.json as channels_used)", file=sys.stderr)
     src = Path(arch_path).resolve().parent
     source = {"source_trial": f"{src.parent.name}/{src.name}", "source_method": arch.get("method"),
               "source_space": arch.get("space")}
     searcher = Retrain(net, cfg, train, splits.test, splits.mean, splits.std, device, source)
     meta = trial_meta(spec, device, splits.source, method="retrain", space=arch.get("space"), preset=preset_name,
-                      config=dataclasses.asdict(cfg), source_arch=str(arch_path), arch=arch)
+                      config=dataclasses.asdict(cfg), source_arch=str(arch_path), arch=arch, **width)
     return run_trial(trial, searcher, meta)

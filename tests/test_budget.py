@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasib.budget import (
+    MAX_BUDGET_S,
     BudgetConfig,
     BudgetError,
     BudgetPlanner,
@@ -100,7 +101,12 @@ def test_parse_budget_total(text: str) -> None:
 def test_parse_budget_numbers(number: float, unit: str) -> None:
     factor = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}[unit]
     text = f"{number:.6f}{unit}"
-    assert parse_budget(text) == pytest.approx(float(f"{number:.6f}") * factor)
+    seconds = float(f"{number:.6f}") * factor
+    if seconds > MAX_BUDGET_S:  # refused with one line, never silently capped
+        with pytest.raises(BudgetError, match="more than the planner takes"):
+            parse_budget(text)
+    else:
+        assert parse_budget(text) == pytest.approx(seconds)
 
 
 # --- schedule --------------------------------------------------------------------------

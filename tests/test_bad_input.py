@@ -1,0 +1,109 @@
+"""What a hurried user types, one row each: one clear line naming the offending thing, no traceback,
+the right exit status, and nothing already written lost."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from analysis.__main__ import cli as analysis_cli
+from benchmarks.__main__ import main as bench_cli
+from experiments.__main__ import cli as experiments_cli
+from nasib.__main__ import cli as nasib_cli
+from retraining.__main__ import cli as retrain_cli
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+ARCH = {"space": "extended", "method": "enas", "layers": 2, "channels": 8, "ops": ["conv3x3", "conv1x3"],
+        "skips": [[], [1]]}
+
+
+def _fig2_copy(tmp: Path) -> Path:
+    """A copy of the committed fig2 records (the analysis reads them; the copy may be damaged)."""
+    shutil.copytree(RESULTS / "fig2", tmp / "r" / "fig2")
+    return tmp / "r"
+
+
+def _arch(tmp: Path, **change) -> str:
+    """An arch.json with some keys changed (None removes a key)."""
+    arch = {k: v for k, v in {**ARCH, **change}.items() if v is not None}
+    path = tmp / "s" / "arch.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(arch))
+    return str(path)
+
+
+def _epochs_garbage(tmp: Path) -> list[str]:
+    root = _fig2_copy(tmp)
+    (root / "fig2" / "enas-extended-s0" / "epochs.jsonl").write_bytes(b"\xff\xfe\x00 not text")
+    return ["curves", str(root), "--figure", "fig2"]
+
+
+def _epochs_missing(tmp: Path) -> list[str]:
+    root = _fig2_copy(tmp)
+    (root / "fig2" / "enas-original-s1" / "epochs.jsonl").unlink()
+    return ["curves", str(root), "--figure", "fig2"]
+
+
+def _retrain(tmp: Path, **change) -> list[str]:
+    return [_arch(tmp, **change), "--preset", "smoke", "--out", str(tmp / "out"), "--device", "cpu"]
+
+
+# (name, command, args or a function of tmp_path giving them, exit status, text of the one line)
+CASES = [
+    ("budget too large to plan", nasib_cli, ["plan", "--space", "narrow", "--preset", "smoke",
+                                             "--budget", "1000000000d"], 2, "more than the planner takes"),
+    ("budget below zero", nasib_cli, ["plan", "--space", "narrow", "--budget", "-5m"], 2, "more than zero"),
+    ("budget without a number", nasib_cli, ["plan", "--space", "narrow", "--budget", "fast"], 2,
+     "cannot read budget 'fast'"),
+    ("benchmarks on a missing GPU", bench_cli, ["--device", "cuda", "--out", "{tmp}/b"], 2,
+     "CUDA is not available"),
+    ("benchmarks on an unknown device", bench_cli, ["--device", "gpu", "--out", "{tmp}/b"], 2,
+     "unknown device 'gpu'"),
+    ("benchmarks with a malformed budget list", bench_cli, ["--device", "cpu", "--fidelity", "30,abc",
+                                                            "--out", "{tmp}/b"], 2, "cannot read budget 'abc'"),
+    ("epochs.jsonl that cannot be read", analysis_cli, _epochs_garbage, 1,
+     "enas-extended-s0/epochs.jsonl: cannot read"),
+    ("epochs.jsonl missing: named and counted", analysis_cli, _epochs_missing, 0,
+     "1 without epochs.jsonl (no curve): fig2/enas-original-s1"),
+    ("analysis of a folder that is not there", analysis_cli, ["all", "{tmp}/nowhere"], 1, "does not exist"),
+    ("analysis output under a file", analysis_cli, lambda t: ["claims", str(_fig2_copy(t)), "--out",
+                                                              str(RESULTS / "README.md")], 1, "cannot write"),
+    ("arch.json channels as text", retrain_cli, lambda t: _retrain(t, channels="12"), 2,
+     "arch.json: key 'channels': expected a positive integer, got '12'"),
+    ("arch.json zero layers", retrain_cli, lambda t: _retrain(t, layers=0), 2, "key 'layers'"),
+    ("arch.json layers not matching ops", retrain_cli, lambda t: _retrain(t, layers=3), 2,
+     "key 'layers': 3 but 'ops' lists 2"),
+    ("arch.json skips of the wrong shape", retrain_cli, lambda t: _retrain(t, skips=[[], [1, 0]]), 2,
+     "key 'skips'"),
+    ("arch.json skip of 0.5", retrain_cli, lambda t: _retrain(t, skips=[[], [0.5]]), 2, "key 'skips'"),
+    ("arch.json op outside its space", retrain_cli, lambda t: _retrain(t, ops=["conv3x3", "conv9x9"]), 2,
+     "key 'ops'[1]: 'conv9x9' is not an op of space 'extended'"),
+    ("arch.json unknown space", retrain_cli, lambda t: _retrain(t, space="huge"), 2, "key 'space': 'huge'"),
+    ("arch.json unknown key (a typo is not ignored)", retrain_cli, lambda t: _retrain(t, chanels=8), 2,
+     "unknown key 'chanels'"),
+    ("runner: results root is a file", experiments_cli, ["run", "fig2", "--scale", "smoke", "--results",
+                                                         str(RESULTS / "README.md")], 2, "is a file"),
+    ("runner: unknown launcher", experiments_cli, ["run", "fig2", "--launcher", "slurm", "--dry-run"], 2,
+     "unknown launcher 'slurm'"),
+    ("runner: scale in capitals", experiments_cli, ["run", "fig2", "--scale", "Paper", "--dry-run"], 2,
+     "unknown scale 'Paper'"),
+    ("runner: empty seed", experiments_cli, ["run", "fig2", "--seeds", "0,,1", "--dry-run"], 2, "--seeds '0,,1'"),
+]
+
+
+@pytest.mark.parametrize("name, command, args, status, text", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, name, command, args, status, text):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    before = sorted(p.name for p in RESULTS.iterdir())
+    argv = args(tmp_path) if callable(args) else [a.replace("{tmp}", str(tmp_path)) for a in args]
+    res = CliRunner().invoke(command, argv)
+    assert res.exit_code == status, res.output
+    assert text in res.output
+    assert "Traceback" not in res.output and not isinstance(res.exception, (TypeError, AttributeError))
+    if status:
+        assert sum(line.startswith("Error") for line in res.output.splitlines()) == 1
+    assert sorted(p.name for p in RESULTS.iterdir()) == before  # the committed records are untouched
