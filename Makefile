@@ -11,12 +11,13 @@ RESULTS   ?= results
 DATA      ?= $(if $(NASIB_DATA),$(NASIB_DATA),data)
 JPEG_PACK ?=# a CIFAR-10 JPEG pack (.npz) to build DATA from without internet (docs/data.md)
 INSTALL   ?= install# set INSTALL= to use an existing environment (with PYTHON=...)
-# One torch thread: on small shared CPUs two threads ran 5-10x slower (measured); raise it on big CPUs.
-export OMP_NUM_THREADS ?= 1
+# torch threads: auto = the cores not already busy, the rule every command uses by hand too
+# (nascore/runtime.py default_threads); THREADS=N fixes it. Recorded in each trial's config.json.
+THREADS   ?= auto
 SEEDS_ARG := $(if $(SEEDS),--seeds $(SEEDS),)
 RUN       := $(PYTHON) -m experiments run
 CLAIMS    = $(PYTHON) -m analysis.claims $(RESULTS)  # figures/claims.md: every paper claim's verdict
-RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(RESULTS) --data-dir $(DATA)
+RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(RESULTS) --data-dir $(DATA) --threads $(THREADS)
 
 .PHONY: install test test-fast demo data fig2 fig3 fig4 fig5 table1 budget-sweep all bench ci-gpu lint clean
 
@@ -44,9 +45,9 @@ data: $(INSTALL)
 demo: $(INSTALL)  ## a small real search of each method, its records and a plot, in a few CPU minutes
 	$(MAKE) --no-print-directory data || ( echo "no CIFAR-10 here: using the synthetic stand-in"; \
 	  $(PYTHON) -m nascore.synthetic $(DATA) --train 3000 --test 500 )
-	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $(DATA) \
+	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $(DATA) --threads $(THREADS) \
 	  --out $(RESULTS)/demo/enas-extended-s0
-	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) \
+	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) --threads $(THREADS) \
 	  --data-dir $(DATA) --out $(RESULTS)/demo/nasib-superkernel-b90s-s0
 	$(PYTHON) -m analysis.curves $(RESULTS)/demo --figure fig3 --out $(RESULTS)/demo
 
@@ -78,7 +79,7 @@ table1: $(INSTALL)
 all: fig2 fig3 fig4 fig5 table1
 
 bench: $(INSTALL)  ## speed figures on this machine -> results/bench/
-	$(PYTHON) -m benchmarks --device $(DEVICE) --out $(RESULTS)/bench
+	$(PYTHON) -m benchmarks --device $(DEVICE) --out $(RESULTS)/bench --threads $(THREADS)
 
 ci-gpu:  ## the GPU check: gpu tests and benchmarks at the paper preset (needs CUDA; uses the machine's python3)
 	PYTHONPATH=. python3 -m pytest -q -m gpu tests

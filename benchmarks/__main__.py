@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from nascore.cli import reports_errors
+from nascore.cli import reports_errors, threads_option
 from nascore.names import SCALES, VERSION
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device
@@ -76,6 +76,7 @@ def _checkpoints(out: Path) -> None:
               "runs (default: 30,60 on CPU, 120,300,600 on CUDA; 'none' skips them).")
 @click.option("--only", type=click.Choice(["enas", "nasib", "checkpoint", "fidelity"]), multiple=True,
               help="Run only these benchmarks (repeatable).")
+@threads_option
 @reports_errors
 def main(device: str, preset: str | None, out: Path, fidelity: str | None, only: tuple[str, ...]) -> None:
     """Measure search speed and budget fidelity on this machine."""

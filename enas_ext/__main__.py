@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from enas_ext.presets import ENAS_SPACES, PRESETS
-from nascore.cli import common_options, data_config, reports_errors
+from nascore.cli import common_options, data_config, reports_errors, threads_option
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
 from nascore.names import VERSION
@@ -64,6 +64,7 @@ def search(space, preset, epochs, layers, channels, batch_size, out, seed, devic
 @click.option("-n", "--num", type=click.IntRange(min=1), default=50, show_default=True,
               help="Architectures to draw.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@threads_option
 @reports_errors
 def sample(trial_dir, num, seed):
     """Draw architectures from TRIAL_DIR's checkpointed controller into TRIAL_DIR/samples.json."""

@@ -112,15 +112,17 @@ def cli() -> None:
 @click.option("--launcher", default="local", show_default=True,
               help=f"Where trials run: {', '.join(checks.KNOWN_LAUNCHERS)} (checked before anything runs).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded trial table and run nothing.")
+@click.option("--threads", default="auto", show_default=True, help=checks.THREADS_HELP)
 @one_line_errors
 def run_cmd(names, scale, seeds, results, device, data_dir, download, deterministic, force, launcher,
-            dry_run) -> None:
+            dry_run, threads) -> None:
     """Run the trials of experiment NAMES (e.g. fig2), skipping finished ones; a config path also works."""
     seed_list = parse_seeds(seeds) if seeds else None
     per_experiment = expand_all(names, scale, results, seed_list)
     plans = merge(per_experiment)
     checks.check_launcher(launcher)
     checks.check_results(results)
+    checks.check_threads(threads)
     conflicts = checks.conflicts(plans, force)
     if dry_run:
         click.echo(plan_table(plans, conflicts))
@@ -132,6 +134,7 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
         raise ValueError(checks.conflict_error(conflicts))
     if launcher == "local":
         checks.check_device(device)  # a remote launcher's workers check their own devices
+        click.echo(f"torch threads: {checks.apply_threads(threads)}", err=True)
     runner = get_launcher(launcher)
     write_manifests(per_experiment, results, scale)  # after every check: a refused run writes nothing
     ctx = RunContext(device=device, data_dir=data_dir, download=download, deterministic=deterministic,

@@ -39,6 +39,23 @@ def check_results(results: Path) -> None:
             return
 
 
+THREADS_HELP = ("CPU threads for torch in this runner: a number, or auto = the cores not already busy "
+                "(the rule every command uses); recorded in each trial's config.json.")
+
+
+def check_threads(value: str) -> None:
+    """Refuse a thread count that is neither a positive number nor auto (before torch is imported)."""
+    if value.strip().lower() != "auto" and not (value.strip().isdigit() and int(value) >= 1):
+        raise ValueError(f"--threads {value!r}: use a positive number of threads or auto")
+
+
+def apply_threads(value: str) -> int:
+    """Set this process's torch threads by the kit's rule (nascore.runtime), returning the count."""
+    from nascore.runtime import apply_threads as apply
+
+    return apply(value)
+
+
 def check_device(device: str) -> None:
     """Refuse a device this machine lacks (e.g. cuda without CUDA) once, not trial by trial."""
     from nascore.runtime import resolve_device  # torch: only for a real local run

@@ -17,9 +17,24 @@ from nascore.config import ConfigError
 from nascore.data import DataConfig, DataError
 from nascore.loop import Interrupted
 from nascore.records import RecordError
+from nascore.runtime import THREADS_HELP, apply_threads
 
 USAGE_ERRORS = (ConfigError, ValueError)
 RUN_ERRORS = (DataError, RecordError)
+
+
+def _threads(ctx, param, value):
+    """Apply --threads as soon as it is read, so everything the command runs uses it."""
+    try:
+        return apply_threads(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def threads_option(f):
+    """--threads N|auto, applied on parsing (the count lands in every trial's provenance)."""
+    return click.option("--threads", default="auto", show_default=True, callback=_threads, expose_value=False,
+                        help=THREADS_HELP)(f)
 
 
 def common_options(f):
@@ -43,7 +58,7 @@ def common_options(f):
     ]
     for opt in reversed(opts):
         f = opt(f)
-    return f
+    return threads_option(f)
 
 
 def data_config(base: DataConfig, data_dir, download, train_size, valid_size, test_size) -> DataConfig:

@@ -116,6 +116,7 @@ def provenance(device: torch.device | str, deterministic: bool, data_source: str
     return {
         **CODE_STATE, "code_state_at": "process start",
         "torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
         "device_name": name, "hostname": socket.gethostname(), "argv": sys.argv,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "deterministic": deterministic, "data_source": data_source, "data_copy": data_copy(data_source),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from nascore.cli import common_options, data_config, reports_errors
+from nascore.cli import common_options, data_config, reports_errors, threads_option
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
 from nascore.names import SCALE_HELP, VERSION
@@ -124,6 +124,7 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
 @click.option("--valid-size", type=click.IntRange(min=1), default=None, help="Held-out images.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole plan as JSON.")
+@threads_option
 @reports_errors
 def plan(budget, space, preset, device, k, m, sep_above, layers, channels, batch_size, strategy, train_size,
          valid_size, seed, as_json):

@@ -12,6 +12,13 @@ from nascore.synthetic import write_fake_cifar
 torch.set_num_threads(1)  # two-core CI machine: keep per-test threading predictable
 
 
+@pytest.fixture(autouse=True)
+def _one_thread_again():
+    """Commands invoked in-process apply --threads (default auto); the next test starts at one again."""
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """Root of a 600/200-image fake CIFAR-10."""

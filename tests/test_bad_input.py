@@ -91,6 +91,9 @@ CASES = [
      "unknown launcher 'slurm'"),
     ("runner: scale in capitals", experiments_cli, ["run", "fig2", "--scale", "Paper", "--dry-run"], 2,
      "unknown scale 'Paper'"),
+    ("runner: zero threads", experiments_cli, ["run", "fig2", "--threads", "0", "--dry-run"], 2, "--threads '0'"),
+    ("search: threads in words", nasib_cli, ["plan", "--space", "narrow", "--budget", "90s", "--threads", "two"], 2,
+     "--threads 'two'"),
     ("runner: empty seed", experiments_cli, ["run", "fig2", "--seeds", "0,,1", "--dry-run"], 2, "--seeds '0,,1'"),
 ]
 
