@@ -16,7 +16,16 @@ import click
 from analysis import claim_measures as cm
 from analysis import stats
 from analysis.claims_paper import fig4_claims, table1_claims
-from analysis.records import NoTrialsError, Trial, TrialSet, cli_errors, code_flags, load_trials, output_dir
+from analysis.records import (
+    NoTrialsError,
+    Trial,
+    TrialSet,
+    budget_order,
+    cli_errors,
+    code_flags,
+    load_trials,
+    output_dir,
+)
 from analysis.records import select_experiment as _select
 from analysis.verdicts import NOT_RUN, VERDICTS, Claim, combine, effect_cell, judge, not_run, verdict_of
 
@@ -229,15 +238,16 @@ def _superkernel_slower(nasib1: list[Trial], nasib2: list[Trial], mode: str) -> 
 def fig5_claims(trials: TrialSet) -> list[Claim]:
     """Slopes fall near the target epochs; smaller budgets converge sooner; P2 entropy falls."""
     sweep = [t for t in _select(trials, None, default="fig5").ok
-             if t.method == "nasib" and t.space == "superkernel" and t.config.get("budget_s") is not None]
+             if t.method == "nasib" and t.space == "superkernel"
+             and (t.config.get("budget_s") is not None or t.config.get("budget_label"))]
     flags = _flags(sweep)
     slope = Claim("fig5.slope_falls", "fig5", Q_SLOPE,
                   "least-squares slope of validation accuracy, first half - second half of each run "
                   "(points per epoch)", "t 95% interval of the mean over trials (all budgets)",
                   "interval above 0", flags=flags)
     sooner = Claim("fig5.smaller_converges_sooner", "fig5", Q_SOONER,
-                   "Spearman rho between budget (s) and the share of the final accuracy reached at half "
-                   "the epochs (3-epoch running mean)", "Fisher-z 95% interval of rho",
+                   "Spearman rho between budget (seconds or target epochs) and the share of the final "
+                   "accuracy reached at half the epochs (3-epoch running mean)", "Fisher-z 95% interval of rho",
                    "interval below 0 (smaller budget, larger share)", flags=flags)
     entropy = Claim("fig5.p2_entropy_falls", "fig5", Q_SOONER,
                     "P2 entropy / ln K, first epoch - last epoch", "t 95% interval of the mean over trials",
@@ -246,7 +256,7 @@ def fig5_claims(trials: TrialSet) -> list[Claim]:
         return [not_run(c, "needs budgeted NASIB superkernel trials (fig5)") for c in (slope, sooner, entropy)]
     drops = [v for t in sweep if (v := cm.slope_drop(t)) is not None]
     judge(slope, stats.mean_interval(drops), n=_nseeds(drops))
-    pairs = [(float(t.config["budget_s"]), v) for t in sweep if (v := cm.share_at_half(t)) is not None]
+    pairs = [(budget_order(t), v) for t in sweep if (v := cm.share_at_half(t)) is not None]
     judge(sooner, stats.spearman_interval([p[0] for p in pairs], [p[1] for p in pairs]), higher=False,
           n=f"{len(pairs)} trials, {len({p[0] for p in pairs})} budgets")
     ent = [v for t in sweep if (v := cm.entropy_drop(t)) is not None]

@@ -22,6 +22,7 @@ from analysis.records import (  # noqa: E402
     NoTrialsError,
     Trial,
     TrialSet,
+    budget_order,
     cli_errors,
     epochs_frame,
     load_trials,
@@ -63,8 +64,7 @@ def method_label(method: str, space: str) -> str:
 
 
 def _budget_key(trial: Trial) -> tuple[float, str]:
-    budget = trial.config.get("budget_s")
-    return (math.inf if budget is None else float(budget), _budget_label(trial))
+    return (budget_order(trial), _budget_label(trial))
 
 
 def _budget_label(trial: Trial) -> str:

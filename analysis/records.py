@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -99,6 +101,20 @@ class TrialSet:
             if wanted is not None:
                 picked = [t for t in picked if getattr(t, name) == wanted]
         return picked
+
+
+def budget_order(trial: Trial) -> float:
+    """A number that orders a trial's budget: its seconds, else its target epochs ('50ep'), else inf.
+
+    Target-epoch budgets record their seconds only in result.json (known after the timing run); on one
+    machine, more target epochs always means more seconds, so either orders the sweep."""
+    seconds = trial.config.get("budget_s")
+    if seconds is not None:
+        return float(seconds)
+    match = re.fullmatch(r"\s*([0-9]+)\s*(ep|epoch|epochs)\s*", str(trial.config.get("budget_label") or ""))
+    if match:
+        return float(match.group(1))
+    return float(trial.result.get("budget_s") or math.inf)
 
 
 def read_json(path: Path, require_format: bool) -> dict[str, Any]:

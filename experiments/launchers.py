@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from experiments.runner import TrialPlan
-from nasib.budget import parse_budget
+from nasib.budget import check_budget
 
 STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED, ELSEWHERE = (
     "ok", "skipped", "not available", "diverged", "blocked", "failed", "running elsewhere")
@@ -121,7 +121,7 @@ def _mismatch(plan: TrialPlan) -> str | None:
     """Why an existing folder belongs to other settings (another scale or budget), else None."""
     cfg = _read(plan.folder / "config.json")
     have = {"preset": cfg.get("preset"), "budget": cfg.get("budget_s")}
-    want = {"preset": plan.preset, "budget": parse_budget(plan.budget) if plan.budget else None}
+    want = {"preset": plan.preset, "budget": check_budget(plan.budget) if plan.budget else None}
     for key in have:
         # Only values both sides set count: a preset's own default budget is not a plan's choice.
         if None not in (have[key], want[key]) and have[key] != want[key] and not _close(have[key], want[key]):

@@ -17,7 +17,7 @@ import yaml
 
 from nascore.config import ConfigError, deep_merge, from_dict
 from nascore.names import SCALES, STRATEGIES
-from nasib.budget import BudgetError, parse_budget
+from nasib.budget import BudgetError, check_budget
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -229,7 +229,7 @@ def _check_group(g: Group, where: str) -> None:
             raise ConfigError(f"{where}.id: {g.id!r} needs {{budget}} to tell its budgets apart")
         for label in labels:
             try:
-                parse_budget(label)
+                check_budget(label)
             except BudgetError as e:
                 raise ConfigError(f"{where}.budgets.{scale}: {e}") from None
 

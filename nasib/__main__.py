@@ -26,10 +26,10 @@ def _budget_option(ctx, param, value):
     """Check a budget such as 2h early, so a typo fails before anything loads."""
     if value is None:
         return None
-    from nasib.budget import BudgetError, parse_budget
+    from nasib.budget import BudgetError, check_budget
 
     try:
-        parse_budget(value)
+        check_budget(value)
     except BudgetError as e:
         raise click.BadParameter(str(e)) from None
     return value

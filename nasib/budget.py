@@ -43,7 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-ACCEPTED = "use a number with s, m, h or d, such as 90s, 45m, 2h, 1.5d, or plain seconds"
+ACCEPTED = ("use a number with s, m, h or d, such as 90s, 45m, 2h, 1.5d, or plain seconds, or target epochs "
+            "such as 25ep (the time 25 epochs take on this machine)")
 MAX_EPOCHS = 100_000  # a plan never exceeds this, however fast an epoch is
 MAX_BUDGET_S = 366 * 86400.0  # a year: anything longer is a typo, refused rather than capped
 _UNITS = {
@@ -54,6 +55,11 @@ _UNITS = {
 }
 # ASCII-only on purpose: with Unicode case folding 'ſ' would read as 's'.
 _BUDGET_RE = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))\s*([a-z]*)\s*", re.ASCII | re.IGNORECASE)
+
+
+# "25ep": the budget is the time 25 epochs take here, measured by the timing run (the paper's Figure 5
+# gives budgets "mapped to the mentioned value of target epochs").
+_TARGET_RE = re.compile(r"\s*([0-9]+)\s*(ep|epoch|epochs)\s*", re.ASCII | re.IGNORECASE)
 
 
 class BudgetError(ValueError):
@@ -72,6 +78,9 @@ def _shown(text: str) -> str:
 def parse_budget(text: str) -> float:
     """Read '90s', '45m', '2h', '1.5d' or plain seconds into a finite positive number of seconds."""
     match = _BUDGET_RE.fullmatch(text) if isinstance(text, str) else None
+    if target_epochs(text) is not None:
+        raise BudgetError(f"budget {_shown(text)} is a target in epochs: its seconds are known only after "
+                          f"the timing run")
     if match is None or match.group(2).lower() not in _UNITS:
         raise BudgetError(f"cannot read budget {_shown(str(text))}: {ACCEPTED}")
     seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -83,6 +92,39 @@ def parse_budget(text: str) -> float:
         raise BudgetError(f"budget {_shown(text)} is {seconds / 86400:.3g} days, more than the planner takes "
                           f"(at most {MAX_BUDGET_S / 86400:.0f}d); give a smaller budget or --epochs")
     return seconds
+
+
+def target_epochs(text: str) -> int | None:
+    """N of a target-epochs budget such as '25ep' or '25 epochs'; None for a time budget."""
+    match = _TARGET_RE.fullmatch(text) if isinstance(text, str) else None
+    return None if match is None else int(match.group(1))
+
+
+def check_budget(text: str) -> float | None:
+    """Validate either budget form: seconds for a time budget, None for target epochs (known after timing)."""
+    n = target_epochs(text)
+    if n is None:
+        return parse_budget(text)
+    if not 1 <= n <= MAX_EPOCHS:
+        raise BudgetError(f"budget {_shown(text)}: target epochs must be 1 to {MAX_EPOCHS}")
+    return None
+
+
+def budget_for_epochs(n: int, epoch_s: float, used_s: float = 0.0, extra_reserve_s: float = 0.0,
+                      safety: float = 1.1) -> float:
+    """Seconds that make a planner started after `used_s` plan exactly n epochs of the measured `epoch_s`.
+
+    The default reserve is max(1% of the budget, 1 s) plus `extra_reserve_s`; half an epoch of slack keeps
+    the floor in the planner at n."""
+    _check_seconds("epoch_s", epoch_s)
+    need = used_s + extra_reserve_s + (n + 0.5) * epoch_s * safety
+    return max(need + 1.0, need / 0.99)
+
+
+def resolve_budget(text: str, epoch_s: float, used_s: float, extra_reserve_s: float) -> float:
+    """Seconds of a budget label once an epoch has been measured (target epochs turn into time here)."""
+    n = target_epochs(text)
+    return parse_budget(text) if n is None else budget_for_epochs(n, epoch_s, used_s, extra_reserve_s)
 
 
 def _check_k(k: float) -> None:

@@ -22,7 +22,7 @@ from nascore.data import AugmentConfig, DataConfig
 from nascore.names import SCALES as PRESETS
 from nascore.names import STRATEGIES
 from nascore.spaces import SPACE_NAMES, get_space
-from nasib.budget import parse_budget
+from nasib.budget import check_budget
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ class NasibSearchConfig:
 
     @property
     def budget_s(self) -> float | None:
-        """The budget in seconds, or None in fixed-epochs mode."""
-        return None if self.budget is None else parse_budget(self.budget)
+        """The budget in seconds; None in fixed-epochs mode or for target epochs ('25ep', set after timing)."""
+        return None if self.budget is None else check_budget(self.budget)
 
     def op_names(self) -> tuple[str, ...]:
         """The candidate ops of the configured space."""
@@ -98,7 +98,7 @@ def _check(cfg: NasibSearchConfig) -> None:
     if cfg.epochs is not None and cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
     if cfg.budget is not None:
-        parse_budget(cfg.budget)  # BudgetError lists the accepted forms
+        check_budget(cfg.budget)  # BudgetError lists the accepted forms
     if cfg.strategy not in STRATEGIES:  # the names module lists the registry's names (a test ties them)
         raise ValueError(f"unknown strategy {cfg.strategy!r}; valid: {', '.join(STRATEGIES)}")
     for op, value in cfg.priors.items():

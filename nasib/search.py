@@ -34,7 +34,7 @@ from nascore.records import Trial
 from nascore.runtime import resolve_device, rng_state, seed_everything, set_rng_state, sync
 from nascore.schedules import cosine
 from nascore.trial import oom_hint, open_trial, trial_meta
-from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule, plan_summary
+from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule, plan_summary, resolve_budget
 from nasib.presets import NasibSearchConfig, apply_overrides
 from nasib.presets import preset as get_preset
 from nasib.strategies import Ops, get_strategy
@@ -83,6 +83,7 @@ class NasibSearch:
         self._budget_t0 = clock() - used_s  # when the budget started counting
         self.timing: dict[str, float] | None = None
         self.reserve_s: float | None = None
+        self.budget_s = cfg.budget_s  # seconds; a target-epochs budget ('25ep') gets them from the timing run
         self.planner: BudgetPlanner | FixedSchedule | None = None
         if cfg.epochs is not None:
             self.planner = FixedSchedule(cfg.epochs, cfg.k, clock)
@@ -138,7 +139,7 @@ class NasibSearch:
         return {"final_valid_acc": accs[-1] if accs else None, "best_valid_acc": max(accs) if accs else None,
                 "gpu_days": used / 86400 if self.device.type == "cuda" else None, "device": str(self.device),
                 "params": count_params(FixedNet(arch)), "num_ops": len(self.op_names),
-                "budget_s": cfg.budget_s, "budget_used_s": used,
+                "budget_s": self.budget_s, "budget_used_s": used,
                 "planned_epochs": self.planner.planned_epochs,
                 "realised_epochs": len(epochs), "measured_epoch_s": (self.timing or {}).get("epoch_s"),
                 "arch": names}
@@ -146,12 +147,14 @@ class NasibSearch:
     def state_dict(self) -> dict:
         """Weights, optimizers, strategy, sampling RNG and the plan (with the seconds used)."""
         plan = None if self.planner is None else self.planner.state_dict()  # None: not measured yet
-        return {**self._train_state(), "planner": plan, "reserve_s": self.reserve_s, "timing": self.timing}
+        return {**self._train_state(), "planner": plan, "reserve_s": self.reserve_s, "timing": self.timing,
+                "budget_s": self.budget_s}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume exactly; the planner does not charge the time between the kill and now."""
         self._load_train_state(state)
         self.timing, self.reserve_s = state["timing"], state["reserve_s"]
+        self.budget_s = state.get("budget_s", self.budget_s)
         if state["planner"] is None:
             return
         if self.cfg.epochs is None and self.planner is None:
@@ -229,14 +232,15 @@ class NasibSearch:
     # ---- budget -----------------------------------------------------------------------------
     def _budget_config(self) -> BudgetConfig:
         """The planner's settings: the budget, k, and a reserve that covers derivation passes."""
-        return BudgetConfig(self.cfg.budget_s, k=self.cfg.k, reserve_s=self.reserve_s)
+        return BudgetConfig(self.budget_s, k=self.cfg.k, reserve_s=self.reserve_s)
 
     def _start_budget(self) -> None:
         """Measure an epoch on this machine, then plan the epochs that fit the budget."""
         self.timing = self.measure()
-        budget = self.cfg.budget_s
-        base = BudgetConfig(budget, k=self.cfg.k).reserve  # max(1% of the budget, 1 s)
-        self.reserve_s = base + self.strategy.finish_passes * self.timing["eval_pass_s"] * 1.1
+        extra = self.strategy.finish_passes * self.timing["eval_pass_s"] * 1.1
+        self.budget_s = resolve_budget(self.cfg.budget, self.timing["epoch_s"], self.clock() - self._budget_t0, extra)
+        base = BudgetConfig(self.budget_s, k=self.cfg.k).reserve  # max(1% of the budget, 1 s)
+        self.reserve_s = base + extra
         self.planner = BudgetPlanner(self._budget_config(), self.clock, used_s=self.clock() - self._budget_t0)
         self.planner.start(self.timing["epoch_s"])
 
@@ -365,9 +369,10 @@ def plan(space: str, preset: str = "quick", budget: str = "2h", device: str = "a
     except torch.cuda.OutOfMemoryError as e:
         e.hint = oom_hint(cfg.batch_size, cfg.layers)
         raise
-    reserve = BudgetConfig(cfg.budget_s, k=cfg.k).reserve
-    reserve += searcher.strategy.finish_passes * timing["eval_pass_s"] * 1.1
-    summary = plan_summary(BudgetConfig(cfg.budget_s, k=cfg.k, reserve_s=reserve), timing["epoch_s"],
+    extra = searcher.strategy.finish_passes * timing["eval_pass_s"] * 1.1
+    budget_s = resolve_budget(budget, timing["epoch_s"], time.monotonic() - t_start, extra)
+    reserve = BudgetConfig(budget_s, k=cfg.k).reserve + extra
+    summary = plan_summary(BudgetConfig(budget_s, k=cfg.k, reserve_s=reserve), timing["epoch_s"],
                            used_s=time.monotonic() - t_start)
     return {**summary, "space": cfg.space, "preset": preset, "device": str(dev), "budget_label": budget,
             "num_ops": len(searcher.op_names), "train_images": n_train, "valid_images": n_valid,
