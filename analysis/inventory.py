@@ -12,21 +12,20 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from analysis.records import Trial, cli_errors, load_trials
+from analysis.records import Trial, cli_errors, code_flags, data_label, load_trials, read_manifest
 
 
 def _row(trial: Trial) -> dict:
     """One inventory row, read from config.json and result.json."""
     cfg, res = trial.config, trial.result
     prov = cfg.get("provenance", {}) or {}
-    source = prov.get("data_source") or ""
     commit = prov.get("git_commit") or ""
     return {
         "trial": trial.key, "method": trial.method, "space": trial.space,
         "strategy": (cfg.get("config") or {}).get("strategy", ""), "budget": cfg.get("budget_label") or "",
         "seed": cfg.get("seed"), "preset": cfg.get("preset"), "status": trial.status, "epochs": res.get("epochs"),
         "search_s": round(float(res.get("search_s") or 0.0), 1),
-        "device": prov.get("device_name") or prov.get("device"), "data": Path(source).parent.name or source,
+        "device": prov.get("device_name") or prov.get("device"), "data": data_label(trial),
         "started_at": prov.get("started_at"), "commit": commit[:10] + ("+dirty" if prov.get("git_dirty") else ""),
     }
 
@@ -38,6 +37,22 @@ def inventory(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("trial").reset_index(drop=True)
 
 
+def figure_flags(results: Path) -> list[str]:
+    """One line per experiment whose trials (its manifest's, else those naming it) mix commits or dirty trees."""
+    trials = load_trials(results)
+    everything = trials.ok + trials.excluded
+    lines = []
+    names = {t.experiment for t in everything} | {p.parent.name for p in Path(results).glob("*/trials.json")}
+    for name in sorted(names):
+        listed = read_manifest(results, name)
+        members = [t for t in everything
+                   if (t.path.resolve() in listed if listed is not None else t.experiment == name)]
+        flags = code_flags(members)
+        if flags:
+            lines.append(f"- **{name}** ({len(members)} trials): {'; '.join(flags)}")
+    return lines
+
+
 @click.command()
 @click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def main(results: Path) -> None:
@@ -47,7 +62,10 @@ def main(results: Path) -> None:
     table.to_csv(results / "inventory.csv", index=False)
     head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
     body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
-    (results / "inventory.md").write_text(f"# Trials under {results}\n\n{head}{body}")
+    flags = figure_flags(results)
+    warn = ("Figures whose trials were not all run by one clean commit:\n\n" + "\n".join(flags) + "\n\n"
+            if flags else "Every figure's trials were run by one clean commit.\n\n")
+    (results / "inventory.md").write_text(f"# Trials under {results}\n\n{warn}{head}{body}")
     click.echo(f"{len(table)} trial(s) -> {results / 'inventory.md'}, {results / 'inventory.csv'}")
 
 
