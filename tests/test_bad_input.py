@@ -90,7 +90,7 @@ CASES = [
     ("runner: unknown launcher", experiments_cli, ["run", "fig2", "--launcher", "slurm", "--dry-run"], 2,
      "unknown launcher 'slurm'"),
     ("runner: scale in capitals", experiments_cli, ["run", "fig2", "--scale", "Paper", "--dry-run"], 2,
-     "unknown scale 'Paper'"),
+     "'Paper' is not one of 'smoke', 'quick', 'paper'"),
     ("runner: zero threads", experiments_cli, ["run", "fig2", "--threads", "0", "--dry-run"], 2, "--threads '0'"),
     ("search: threads in words", nasib_cli, ["plan", "--space", "narrow", "--budget", "90s", "--threads", "two"], 2,
      "--threads 'two'"),
