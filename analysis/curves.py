@@ -124,7 +124,8 @@ def curve_table(groups: Groups, metrics: tuple[str, ...]) -> pd.DataFrame:
             # No interval from one value, and a tail resting on fewer seeds than the rest is marked.
             part["reliable"] = part["n"] >= min(MIN_SEEDS, int(part["n"].max()))
             frames.append(part)
-    columns = ["label", "metric", "epoch", "n", "mean", "std", "ci_low", "ci_high", "reliable"]
+    # x is "epoch" for per-epoch rows and "wall_s" (seconds since the search started) for '@wall' rows.
+    columns = ["label", "metric", "epoch", "wall_s", "n", "mean", "std", "ci_low", "ci_high", "reliable"]
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True).reindex(columns=columns)
@@ -143,7 +144,7 @@ def time_summary(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
         values = [g.loc[g["wall_s"] <= t, metric].iloc[-1] for g in trials.values()
                   if g["wall_s"].min() <= t <= g["wall_s"].max() + 1e-9]
         if values:
-            rows.append({"epoch": t, **stats.summarize(values)})
+            rows.append({"wall_s": t, **stats.summarize(values)})
     return pd.DataFrame(rows)
 
 
@@ -177,12 +178,13 @@ def plot_curves(table: pd.DataFrame, figure: str, labels: list[str], path: Path,
 def _draw(ax, part: pd.DataFrame, label: str, color) -> None:
     """Solid line and band where enough seeds agree; a dotted line without band for the thin tail."""
     style = "--" if "as-released" in label else "-"
+    x = "wall_s" if part["epoch"].isna().all() else "epoch"
     solid = part[part["reliable"].astype(bool)]
-    ax.plot(part["epoch"], part["mean"], color=color, linestyle=":", linewidth=1)
-    ax.plot(solid["epoch"], solid["mean"], color=color, linestyle=style,
+    ax.plot(part[x], part["mean"], color=color, linestyle=":", linewidth=1)
+    ax.plot(solid[x], solid["mean"], color=color, linestyle=style,
             label=f"{label} (n={int(part['n'].max())})")
     spread = solid["std"]
-    ax.fill_between(solid["epoch"], solid["mean"] - spread, solid["mean"] + spread, color=color, alpha=0.25,
+    ax.fill_between(solid[x], solid["mean"] - spread, solid["mean"] + spread, color=color, alpha=0.25,
                     linewidth=0, where=spread.notna().tolist())
 
 

@@ -111,7 +111,8 @@ def test_curve_bands_match_numpy_and_scipy(tmp_path: Path) -> None:
     write_trial(tmp_path, "fig2", "enas-extended-s0", "enas", "extended", 0, [0.55, 0.65, 0.70])
     curves.run_curves(tmp_path, "fig2", tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "figures" / "fig2_curves.csv")
-    assert list(table.columns) == ["label", "metric", "epoch", "n", "mean", "std", "ci_low", "ci_high", "reliable"]
+    assert list(table.columns) == ["label", "metric", "epoch", "wall_s", "n", "mean", "std", "ci_low", "ci_high",
+                                   "reliable"]
     got = table[table["label"] == "ENAS original"].sort_values("epoch")
     values = 100 * np.array(orig)  # recorded as fractions, reported in percent
     mean, std = values.mean(axis=0), values.std(axis=0, ddof=1)
