@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from enas_ext.presets import ENAS_SPACES, PRESETS
+from enas_ext.presets import ENAS_BRANCH_MODES, ENAS_SPACES, PRESETS
+from nascore.bn import BN_RULES
 from nascore.cli import common_options, data_config, reports_errors, threads_option
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
@@ -18,10 +19,10 @@ def cli() -> None:
     """ENAS macro search (the official TF release's semantics) over the original or extended space."""
 
 
-def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, test_size) -> dict:
+def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, test_size, **more) -> dict:
     """Command-line values that replace the preset's (None: keep the preset's)."""
     over = {k: v for k, v in {"epochs": epochs, "layers": layers, "channels": channels,
-                              "batch_size": batch_size}.items() if v is not None}
+                              "batch_size": batch_size, **more}.items() if v is not None}
     sizes = {k: v for k, v in {"train_size": train_size, "valid_size": valid_size,
                                "test_size": test_size}.items() if v is not None}
     if sizes:
@@ -38,16 +39,25 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
 @click.option("--layers", type=click.IntRange(min=1), default=None, help="Override the searched layers.")
 @click.option("--channels", type=click.IntRange(min=2), default=None, help="Override the child width (even).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the child batch size.")
+@click.option("--branch-mode", type=click.Choice(ENAS_BRANCH_MODES), default="intended", show_default=True,
+              help="Which op a layer runs during search: the sampled one (intended), or the release's "
+                   "last-built branch in every layer whatever was sampled (as-released). Final "
+                   "architectures are unaffected.")
+@click.option("--released-op", default=None, metavar="OP",
+              help="as-released: the op in the last-built role [default: the space's last op].")
+@click.option("--bn-eval", type=click.Choice(BN_RULES), default=None,
+              help="BN statistics for rewards and valid accuracy [default: nascore.bn.DEFAULT_RULE].")
 @common_options
 @reports_errors
-def search(space, preset, epochs, layers, channels, batch_size, out, seed, device, data_dir, download,
-           deterministic, force, train_size, valid_size, test_size):
+def search(space, preset, epochs, layers, channels, batch_size, branch_mode, released_op, bn_eval, out, seed,
+           device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture; writes the trial folder OUT (records contract)."""
     from enas_ext.search import search_trial
 
     data = data_config(DataConfig(), data_dir, download, train_size, valid_size, test_size)
     spec = RunSpec(out=out, seed=seed, device=device, data=data, deterministic=deterministic, force=force)
-    over = _overrides(epochs, layers, channels, batch_size, train_size, valid_size, test_size)
+    over = _overrides(epochs, layers, channels, batch_size, train_size, valid_size, test_size,
+                      branch_mode=branch_mode, released_op=released_op, bn_eval=bn_eval)
     result = search_trial(spec, space, preset, over)
     if result is None:
         return
@@ -72,6 +82,27 @@ def sample(trial_dir, num, seed):
 
     samples = sample_from_trial(trial_dir, num, seed)
     click.echo(f"{len(samples)} architectures -> {trial_dir / 'samples.json'}")
+
+
+@cli.command("bn-rules")
+@click.argument("trial_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-n", "--num", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Architectures drawn from the trial's controller.")
+@click.option("--reference-batches", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Calibration batches of the reference rule (an architecture's own statistics).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling and calibration seed.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@threads_option
+@reports_errors
+def bn_rules(trial_dir, num, reference_batches, seed, device):
+    """Valid accuracy of sampled architectures under each BN rule, same weights -> TRIAL_DIR/bn_rules.json."""
+    from enas_ext.bn_probe import PROBE_FILE, probe
+
+    record = probe(trial_dir, num, reference_batches, seed, device)
+    for label, r in record["rules"].items():
+        click.echo(f"{label:>16}: valid acc {r['mean_acc']:.4f}, mean |gap| to {record['reference']} "
+                   f"{r['mean_abs_gap_to_reference']:.4f}")
+    click.echo(f"-> {trial_dir / PROBE_FILE}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ k-2] (the immediate predecessor is always the input, never a choice). Reductions
 layers `L//3 - 1` and `2*(L//3) - 1`; after each, every stored output that is still read
 goes through its own factorized reduction so skips line up spatially.
 
-Search child: the op's output plus the chosen skips, summed, then BN; width constant.
+Search child: the op's output plus the chosen skips, summed, then BN; width constant. Its
+branch mode says which op a layer runs during search: `intended` runs the sampled op;
+`as-released` runs one op (the release's last-built branch) in every layer whatever was
+sampled, as the release's search graph does (docs/enas-release.md).
 Fixed child: the chosen skips concatenated with the op output, then ReLU -> 1x1 conv -> BN;
 width doubles at the reductions, as the reference's final net does.
 """
@@ -18,11 +21,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nascore.names import ENAS_BRANCH_MODES
 from nascore.ops import build_op, check_ops, parse_op
 from nascore.spaces import Space, get_space
 
 BN_MOMENTUM = 0.1  # PyTorch's convention for TF's decay 0.9
 BN_EPS = 1e-5
+# The release's search graph normalises the k x k conv's output with its masked BN, whose
+# epsilon is 1e-3; every other BN (and the fixed net's) uses 1e-5.
+BN_EPS_SEARCH_OP = 1e-3
+BRANCH_MODES = ENAS_BRANCH_MODES
 
 
 def reduction_layers(layers: int) -> tuple[int, ...]:
@@ -57,9 +65,9 @@ def last_reads(skips: Sequence[Sequence[int]], layers: int) -> list[int]:
     return last
 
 
-def _bn(channels: int) -> nn.BatchNorm2d:
+def _bn(channels: int, eps: float = BN_EPS) -> nn.BatchNorm2d:
     """BatchNorm with the reference's decay and epsilon."""
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+    return nn.BatchNorm2d(channels, eps=eps, momentum=BN_MOMENTUM)
 
 
 def _conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -90,7 +98,7 @@ def search_op(name: str, channels: int) -> nn.Sequential:
     parts: list[nn.Module] = [_conv1x1(channels, channels), _bn(channels), nn.ReLU(inplace=True),
                               build_op(name, channels)]
     if parse_op(name).has_weights:
-        parts += [_bn(channels), nn.ReLU(inplace=True)]
+        parts += [_bn(channels, BN_EPS_SEARCH_OP), nn.ReLU(inplace=True)]
     return nn.Sequential(*parts)
 
 
@@ -107,11 +115,20 @@ def fixed_op(name: str, channels: int) -> nn.Sequential:
     return nn.Sequential(*parts)
 
 
+def release_fan_in(m: nn.Conv2d | nn.Linear) -> int:
+    """Fan-in as TensorFlow counts it for the release's weights: k*k*C_in, also for depthwise kernels."""
+    if isinstance(m, nn.Linear):
+        return m.in_features
+    # TF stores a depthwise kernel as [k, k, C, 1] and counts all C input channels.
+    return m.weight.shape[1] * m.groups * m.weight.shape[2] * m.weight.shape[3]
+
+
 def init_weights(net: nn.Module) -> None:
-    """He-normal (fan-in) for every conv and linear weight, as the reference's create_weight."""
+    """The release's He-normal: truncated at 2 std, std sqrt(2 / fan_in) with TF's fan-in."""
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            std = (2.0 / release_fan_in(m)) ** 0.5
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
 
 
 def _stem(channels: int) -> nn.Sequential:
@@ -119,13 +136,25 @@ def _stem(channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), _bn(channels))
 
 
+def released_index(op_names: Sequence[str], branch_mode: str, released_op: str | None) -> int | None:
+    """The op every layer runs in `as-released` mode (default: the last op); None in `intended` mode."""
+    if branch_mode not in BRANCH_MODES:
+        raise ValueError(f"unknown branch mode {branch_mode!r}; valid: {', '.join(BRANCH_MODES)}")
+    if released_op is not None:
+        check_ops([released_op], tuple(op_names))
+    if branch_mode == "intended":
+        return None
+    return len(op_names) - 1 if released_op is None else list(op_names).index(released_op)
+
+
 class SharedChild(nn.Module):
     """ENAS macro search child: every op of the space in every layer, weights shared by all architectures."""
 
     def __init__(self, op_names: Sequence[str], layers: int = 12, channels: int = 36, keep_prob: float = 0.9,
-                 num_classes: int = 10):
+                 num_classes: int = 10, branch_mode: str = "intended", released_op: str | None = None):
         super().__init__()
         self.op_names, self.num_layers, self.channels = tuple(op_names), layers, channels
+        self.run_op = released_index(self.op_names, branch_mode, released_op)
         self.reduce_at = reduction_layers(layers)
         self.stem = _stem(channels)
         self.cells = nn.ModuleList(
@@ -146,7 +175,7 @@ class SharedChild(nn.Module):
         last = last_reads(skips, self.num_layers)
         stored: list[torch.Tensor | None] = [self.stem(x)]
         for k in range(self.num_layers):
-            out = self.cells[k][ops[k]](stored[-1])
+            out = self.cells[k][ops[k] if self.run_op is None else self.run_op](stored[-1])
             if k > 0:
                 for j, bit in enumerate(skips[k]):
                     if bit:

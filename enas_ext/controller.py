@@ -29,7 +29,7 @@ class ControllerConfig:
     entropy_weight: float = 1e-4  # weight of the sampled-decision entropy added to the reward
     baseline_decay: float = 0.99  # moving-average decay of the reward baseline
     lr: float = 1e-3  # Adam learning rate, constant
-    adam_eps: float = 1e-3  # Adam epsilon (large, as the reference sets it)
+    adam_eps: float = 1e-3  # Adam epsilon in TensorFlow's convention (large, as the reference sets it)
     num_aggregate: int = 20  # architectures sampled (as one batch) per controller update
     train_steps: int = 50  # controller updates after every child epoch
 
@@ -274,6 +274,18 @@ class Controller(nn.Module):
             raise ValueError("skips must be strictly lower-triangular (skips[b, k, j] only for j < k)")
 
 
+def set_tf_adam_eps(optimizer: torch.optim.Adam, eps: float) -> None:
+    """Set each group's eps so torch's Adam takes TensorFlow's step for TF epsilon `eps`.
+
+    TensorFlow adds eps to sqrt(v) before bias correction, torch after: the two agree when
+    torch's eps is eps / sqrt(1 - beta2^t) at step t, i.e. about 32x larger at t = 1.
+    """
+    for group in optimizer.param_groups:
+        state = optimizer.state.get(group["params"][0], {})
+        t = int(state["step"]) + 1 if "step" in state else 1
+        group["eps"] = eps / (1.0 - group["betas"][1] ** t) ** 0.5
+
+
 class ControllerTrainer:
     """REINFORCE for the controller: Adam, a moving baseline, entropy bonus and skip penalty."""
 
@@ -301,6 +313,7 @@ class ControllerTrainer:
         loss = (-sample.log_prob * advantage + cfg.skip_weight * sample.skip_penalty).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        set_tf_adam_eps(self.optimizer, self.config.adam_eps)
         self.optimizer.step()
         n_bits = max(cfg.num_layers * (cfg.num_layers - 1) // 2, 1)
         return {

@@ -10,9 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from enas_ext.controller import ControllerConfig
+from nascore.bn import BN_RULES, DEFAULT_RULE
 from nascore.config import ConfigError, deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
-from nascore.names import ENAS_SPACES
+from nascore.names import ENAS_BRANCH_MODES, ENAS_SPACES
 from nascore.names import SCALES as PRESETS
 from nascore.spaces import get_space
 
@@ -35,12 +36,20 @@ class EnasSearchConfig:
     # The reference adds l2 * sum(w^2) with l2 = 2.5e-4 to the loss; its gradient is 2 * l2 * w,
     # i.e. a weight decay of 5e-4, applied to every shared weight before clipping.
     weight_decay: float = 5e-4
-    # Global-norm clip of the child gradient. The reference sets 5 but its clipping is a no-op
-    # (a bug); we apply it, a listed deviation. 0 disables.
+    # Per-tensor norm clip of the child gradient, the release's intent (its clip mode "norm",
+    # bound 5); the release's clipping is a no-op (a bug), so applying it is a listed deviation. 0 disables.
     grad_clip: float = 5.0
     keep_prob: float = 0.9  # dropout keep probability before the classifier, search only
     eval_batch: int = 100  # valid-accuracy batch; each batch gets its own sampled architecture
     num_samples: int = 50  # architectures drawn from the final controller into samples.json
+    # Which op a layer runs during search: "intended" (the sampled op) or "as-released" (every
+    # layer runs `released_op`, the release's last-built branch, whatever was sampled). The
+    # controller, skips, rewards, evaluation and the final architecture are unchanged.
+    branch_mode: str = "intended"
+    released_op: str | None = None  # the op in the last-built role; None: the space's last op
+    # BN statistics for rewards and valid accuracy (nascore.bn): running | batch | recalibrate.
+    bn_eval: str = DEFAULT_RULE
+    bn_calibrate_batches: int = 4  # recalibrate only: training batches per sampled architecture
     controller: ControllerConfig = field(default_factory=ControllerConfig)  # LSTM + REINFORCE settings
     data: DataConfig = field(default_factory=DataConfig)  # splits: 45k train / 5k valid by default
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # child training: pad-4 crop + flip
@@ -49,7 +58,7 @@ class EnasSearchConfig:
         if self.space not in ENAS_SPACES:
             raise ConfigError(f"unknown ENAS space {self.space!r}; valid: {', '.join(ENAS_SPACES)}")
         for name in ("layers", "channels", "batch_size", "epochs", "lr_t0", "lr_tmul", "eval_batch",
-                     "num_samples"):
+                     "num_samples", "bn_calibrate_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.channels % 2:
@@ -60,7 +69,15 @@ class EnasSearchConfig:
             raise ConfigError(f"need 0 <= lr_min <= lr_max, got {self.lr_min}, {self.lr_max}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ConfigError("weight_decay and grad_clip must be >= 0")
-        n_ops = len(get_space(self.space).ops)
+        if self.branch_mode not in ENAS_BRANCH_MODES:
+            raise ConfigError(f"unknown branch_mode {self.branch_mode!r}; valid: {', '.join(ENAS_BRANCH_MODES)}")
+        ops = get_space(self.space).ops
+        if self.released_op is not None and self.released_op not in ops:
+            raise ConfigError(f"released_op {self.released_op!r} is not in the {self.space} space; "
+                              f"valid: {', '.join(ops)}")
+        if self.bn_eval not in BN_RULES:
+            raise ConfigError(f"unknown bn_eval {self.bn_eval!r}; valid: {', '.join(BN_RULES)}")
+        n_ops = len(ops)
         if (self.controller.num_layers, self.controller.num_ops) != (self.layers, n_ops):
             raise ConfigError(f"controller.num_layers/num_ops ({self.controller.num_layers}, "
                               f"{self.controller.num_ops}) must match layers and the space "
@@ -100,6 +117,8 @@ def configure(preset: str, space: str, overrides: dict | None = None) -> EnasSea
             merged["controller"]["num_layers"] = merged.get("layers")
         if "num_ops" not in ctrl_over and merged.get("space") in ENAS_SPACES:
             merged["controller"]["num_ops"] = len(get_space(merged["space"]).ops)
+    if merged.get("released_op") is None and merged.get("space") in ENAS_SPACES:
+        merged["released_op"] = get_space(merged["space"]).ops[-1]  # recorded by name in config.json
     return from_dict(EnasSearchConfig, merged, f"enas {preset} config")
 
 

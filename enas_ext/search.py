@@ -1,14 +1,16 @@
 """ENAS macro search: child epoch, controller REINFORCE updates, evaluation; records per the contract.
 
 Per epoch (as the reference's main loop):
-(a) train the shared child over the train split, a fresh architecture per batch. The
-    whole epoch's architectures are drawn in one batched controller call: the controller
+(a) train the shared child for ceil(train / batch) steps, a fresh architecture per batch
+    (the last batch topped up from a fresh shuffle, as the release's endless stream gives
+    full batches). The whole epoch's architectures are drawn in one batched controller call: the controller
     does not change during the child epoch, so this is the same distribution as drawing
     one per step, at one LSTM unroll instead of hundreds;
 (b) `train_steps` controller updates of `num_aggregate` architectures each; an
     architecture's reward is its accuracy on the next minibatch of a shuffled, unaugmented
-    valid stream (eval-mode BN);
+    valid stream;
 (c) valid accuracy with a fresh architecture per batch of `eval_batch` over the valid split.
+(b) and (c) run in eval mode with BN statistics chosen by `bn_eval` (nascore.bn).
 Losses and counts stay on the device (no per-step `.item()`); the host reads them once at
 the epoch's end. The only other host copies are the sampled architectures themselves
 (one per phase, one per controller update), which Python needs to route the child.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ import torch.nn.functional as F
 from enas_ext.child import FixedChild, SharedChild, arch_to_dict
 from enas_ext.controller import Controller, ControllerSample, ControllerTrainer
 from enas_ext.presets import EnasSearchConfig, configure
+from nascore.bn import bn_eval
 from nascore.config import from_dict
 from nascore.data import DeviceLoader, Splits, forever, load_splits
 from nascore.loop import RunSpec, run_trial
@@ -56,7 +60,8 @@ class EnasSearch:
     def __init__(self, cfg: EnasSearchConfig, splits: Splits, device: torch.device, seed: int):
         self.cfg, self.device = cfg, device
         self.space = get_space(cfg.space)
-        self.child = SharedChild(self.space.ops, cfg.layers, cfg.channels, cfg.keep_prob).to(device)
+        self.child = SharedChild(self.space.ops, cfg.layers, cfg.channels, cfg.keep_prob,
+                                 branch_mode=cfg.branch_mode, released_op=cfg.released_op).to(device)
         self.params = list(self.child.parameters())
         # Weight decay is folded into the gradient by hand (see `train_step`), so SGD gets 0.
         self.opt = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum, nesterov=cfg.nesterov,
@@ -66,7 +71,10 @@ class EnasSearch:
         self.controller = Controller(cfg.controller).to(device)
         self.trainer = ControllerTrainer(self.controller, sampling_generator(seed))
         mean, std = splits.mean, splits.std
-        self.train_loader = DeviceLoader(splits.train, cfg.batch_size, device, mean, std, cfg.augment)
+        self.train_loader = DeviceLoader(splits.train, cfg.batch_size, device, mean, std, cfg.augment,
+                                         fill_last=True)
+        # Recalibration batches come from the train split as the child sees it in training.
+        self.calib_stream = forever(DeviceLoader(splits.train, cfg.batch_size, device, mean, std, cfg.augment))
         self.reward_loader = DeviceLoader(splits.valid, cfg.batch_size, device, mean, std, None)
         self.eval_loader = DeviceLoader(splits.valid, cfg.eval_batch, device, mean, std, None,
                                         shuffle=False, drop_last=False)
@@ -139,7 +147,7 @@ class EnasSearch:
         if self.cfg.weight_decay > 0:  # the gradient of the reference's l2 term, before clipping
             torch._foreach_add_(grads, self.params, alpha=self.cfg.weight_decay)
         if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
+            clip_per_tensor_(grads, self.cfg.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=False)  # keep zero grads so unused weights still decay
         return loss.detach(), logits.detach()
@@ -161,38 +169,71 @@ class EnasSearch:
             seen += len(y)
         return loss_sum, correct, seen
 
+    @contextmanager
+    def judging(self, rule: str | None = None) -> Iterator[None]:
+        """Eval mode for a phase of evaluations; `running`/`batch` BN set once here, `recalibrate` per architecture."""
+        rule = rule or self.cfg.bn_eval
+        was_training = self.child.training
+        self.child.eval()  # before bn_eval, which may switch BN layers back to batch statistics
+        try:
+            with nullcontext() if rule == "recalibrate" else bn_eval(self.child, rule):
+                yield
+        finally:
+            self.child.train(was_training)
+
     @torch.no_grad()
+    def correct(self, x: torch.Tensor, y: torch.Tensor, ops: list[int], skips: list[list[int]],
+                rule: str | None = None) -> torch.Tensor:
+        """Correct predictions of one architecture on one batch, inside `judging(rule)`."""
+        if (rule or self.cfg.bn_eval) != "recalibrate":
+            return (self.child(x, ops, skips).argmax(1) == y).sum()
+        with bn_eval(self.child, "recalibrate", lambda: self.calibrate(ops, skips)):
+            return (self.child(x, ops, skips).argmax(1) == y).sum()
+
+    def calibrate(self, ops: list[int], skips: list[list[int]], batches: int | None = None) -> None:
+        """Forward `batches` training batches through one architecture (BN re-estimates its statistics)."""
+        for _ in range(batches or self.cfg.bn_calibrate_batches):
+            self.child(next(self.calib_stream)[0], ops, skips)
+
     def rewards(self, sample: ControllerSample, stream: Iterator) -> torch.Tensor:
-        """Accuracy of each sampled architecture on its own next valid minibatch (eval mode)."""
+        """Accuracy of each sampled architecture on its own next valid minibatch (inside `judging`)."""
         accs = []
         for ops, skips in to_lists(sample):
             x, y = next(stream)
-            accs.append((self.child(x, ops, skips).argmax(1) == y).float().mean())
+            accs.append(self.correct(x, y, ops, skips).float() / len(y))
         return torch.stack(accs)
 
     def controller_epoch(self) -> dict[str, torch.Tensor]:
         """`train_steps` REINFORCE updates; mean reward/entropy/skip rate and the final baseline."""
-        self.child.eval()
         stream = forever(self.reward_loader)
-        steps = [self.trainer.update(lambda s: self.rewards(s, stream))
-                 for _ in range(self.cfg.controller.train_steps)]
+        with self.judging():
+            steps = [self.trainer.update(lambda s: self.rewards(s, stream))
+                     for _ in range(self.cfg.controller.train_steps)]
         mean = {k: torch.stack([s[k] for s in steps]).mean() for k in ("reward", "entropy", "skip_rate")}
         return {**mean, "baseline": steps[-1]["baseline"]}
 
-    @torch.no_grad()
-    def evaluate(self) -> torch.Tensor:
-        """Correct count over the valid split, a fresh architecture per batch (eval mode)."""
-        self.child.eval()
-        archs = to_lists(self.controller.sample(len(self.eval_loader), self.trainer.generator))
+    def evaluate(self, rule: str | None = None, archs: list[Arch] | None = None) -> torch.Tensor:
+        """Correct count over the valid split, a fresh architecture per batch (or `archs`), BN per `rule`."""
+        if archs is None:
+            with torch.no_grad():
+                archs = to_lists(self.controller.sample(len(self.eval_loader), self.trainer.generator))
         correct = torch.zeros((), device=self.device)
-        for (x, y), (ops, skips) in zip(self.eval_loader, archs, strict=True):
-            correct += (self.child(x, ops, skips).argmax(1) == y).sum()
+        with self.judging(rule):
+            for (x, y), (ops, skips) in zip(self.eval_loader, archs, strict=True):
+                correct += self.correct(x, y, ops, skips, rule)
         return correct
 
     @torch.no_grad()
     def samples(self, n: int) -> dict:
         """samples.json content: `n` architectures drawn from the controller."""
         return samples_record(self.controller, self.space.name, n, self.trainer.generator)
+
+
+def clip_per_tensor_(grads: list[torch.Tensor], bound: float) -> None:
+    """Scale each gradient tensor whose norm exceeds `bound` down to norm `bound` (TF's clip_by_norm)."""
+    norms = torch._foreach_norm(grads)
+    torch._foreach_div_(grads, torch._foreach_clamp_min(norms, bound))
+    torch._foreach_mul_(grads, bound)
 
 
 def samples_record(controller: Controller, space: str, n: int, generator: torch.Generator | None) -> dict:
@@ -221,7 +262,7 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
     try:
         searcher = EnasSearch(cfg, splits, device, spec.seed)
         meta = trial_meta(spec, device, splits.source, method="enas", space=cfg.space, preset=preset,
-                          config=dataclasses.asdict(cfg))
+                          branch_mode=cfg.branch_mode, config=dataclasses.asdict(cfg))
         return run_trial(trial, searcher, meta)
     except torch.cuda.OutOfMemoryError as e:
         e.hint = oom_hint(cfg.batch_size, cfg.layers)

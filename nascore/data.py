@@ -131,7 +131,7 @@ def load_splits(cfg: DataConfig) -> Splits:
 class AugmentConfig:
     """Training-time augmentation, applied on the device."""
 
-    pad: int = 4  # zero padding before the random 32x32 crop (0 disables cropping)
+    pad: int = 4  # padding (of normalised images: the mean colour) before the random crop (0 disables)
     flip: bool = True  # random horizontal flip
     cutout: int = 0  # side of the zeroed square (16 for retraining; 0 disables)
 
@@ -140,23 +140,29 @@ class DeviceLoader:
     """Batches of one split, kept on the device, shuffled and augmented there."""
 
     def __init__(self, split: Split, batch_size: int, device: torch.device | str, mean, std,
-                 augment: AugmentConfig | None = None, shuffle: bool = True, drop_last: bool = True):
+                 augment: AugmentConfig | None = None, shuffle: bool = True, drop_last: bool = True,
+                 fill_last: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         self.split = split.to(device)
         self.device = torch.device(device)
         self.batch_size = min(batch_size, len(split)) if drop_last else batch_size
-        self.augment, self.shuffle, self.drop_last = augment, shuffle, drop_last
+        # fill_last: keep the final partial batch but top it up from a fresh shuffle, so a pass
+        # has ceil(N / batch) full batches (the ENAS release's endless stream does this).
+        self.augment, self.shuffle, self.drop_last, self.fill_last = augment, shuffle, drop_last, fill_last
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
 
     def __len__(self) -> int:
         n = len(self.split)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return n // self.batch_size if self.drop_last and not self.fill_last else -(-n // self.batch_size)
 
     def __iter__(self):
         n = len(self.split)
         order = torch.randperm(n, device=self.device) if self.shuffle else torch.arange(n, device=self.device)
+        if self.fill_last and n % self.batch_size:
+            top_up = torch.randperm(n, device=self.device)[:self.batch_size - n % self.batch_size]
+            order = torch.cat([order, top_up])
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield self.prepare(self.split.x[idx]), self.split.y[idx]
@@ -164,12 +170,13 @@ class DeviceLoader:
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> augmented, normalised float batch."""
         a = self.augment
+        # Normalise first, so the crop's zero padding is the mean colour, as in the ENAS release.
+        x = (x.float() - self.mean) / self.std
         if a is not None and a.pad > 0:
             x = random_crop(x, a.pad)
         if a is not None and a.flip:
             flip = torch.rand(len(x), device=x.device) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-        x = (x.float() - self.mean) / self.std
         if a is not None and a.cutout > 0:
             x = cutout(x, a.cutout)
         return x

@@ -12,6 +12,8 @@ SCALE_HELP = "smoke: 2-core CPU, seconds; quick: one GPU, minutes; paper: the re
 EXPERIMENT_SCALES = SCALES  # scales an experiment config may define (the runner's --scale choices)
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
+# ENAS search-time branch behaviour: the sampled op runs, or the release's one op in every layer.
+ENAS_BRANCH_MODES = ("intended", "as-released")
 STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer
 METHODS = ("enas", "retrain", *STRATEGIES)  # the `method` a trial's config.json records
 
