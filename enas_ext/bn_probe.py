@@ -8,14 +8,13 @@ statistics, as a stand-alone network with these weights would have them.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
 
 from enas_ext.presets import EnasSearchConfig
 from enas_ext.search import EnasSearch, sampling_generator, to_lists
-from nascore.bn import BN_RULES
+from nascore.bn import BN_RULES, bn_eval
 from nascore.config import from_dict
 from nascore.data import load_splits
 from nascore.records import RecordError, Trial, read_json
@@ -39,6 +38,16 @@ def _searcher(trial: Trial, device: torch.device, seed: int) -> EnasSearch:
     return searcher
 
 
+def _score(s: EnasSearch, arch: tuple, rule: str, batches: int) -> float:
+    """Correct count of one architecture over the whole valid split under `rule`."""
+    every_batch = [arch] * len(s.eval_loader)
+    if rule != "recalibrate":
+        return float(s.evaluate(rule, every_batch))
+    s.child.eval()  # one calibration for the whole split, then its statistics in eval mode
+    with bn_eval(s.child, "recalibrate", lambda: s.calibrate(*arch, batches)):
+        return float(s.evaluate("running", every_batch))
+
+
 def probe(trial_dir: Path, num_archs: int = 10, reference_batches: int = 32, seed: int = 0,
           device: str = "cpu") -> dict:
     """Valid accuracy of `num_archs` sampled architectures under each BN rule; writes bn_rules.json."""
@@ -46,15 +55,12 @@ def probe(trial_dir: Path, num_archs: int = 10, reference_batches: int = 32, see
     s = _searcher(trial, resolve_device(device), seed)
     with torch.no_grad():
         archs = to_lists(s.controller.sample(num_archs, sampling_generator(seed + 1)))
-    n_valid, n_batches = len(s.eval_loader.split), len(s.eval_loader)
+    n_valid = len(s.eval_loader.split)
     cfg = s.cfg
     rules = {r: (r, cfg.bn_calibrate_batches) for r in BN_RULES}
     rules[f"recalibrate-{reference_batches}"] = ("recalibrate", reference_batches)
-    accs: dict[str, list[float]] = {}
-    for label, (rule, batches) in rules.items():
-        s.cfg = dataclasses.replace(cfg, bn_calibrate_batches=batches)
-        accs[label] = [float(s.evaluate(rule, [arch] * n_batches)) / n_valid for arch in archs]
-    s.cfg = cfg
+    accs = {label: [_score(s, arch, rule, batches) / n_valid for arch in archs]
+            for label, (rule, batches) in rules.items()}
     ref = accs[f"recalibrate-{reference_batches}"]
     summary = {label: {"mean_acc": sum(a) / len(a),
                        "mean_abs_gap_to_reference": sum(abs(x - r) for x, r in zip(a, ref, strict=True)) / len(a),

@@ -20,7 +20,10 @@ import torch
 from torch import nn
 
 BN_RULES = ("running", "batch", "recalibrate")
-DEFAULT_RULE = "batch"  # provisional: the default is chosen by measurement (README, "BN statistics at evaluation")
+# Chosen by measurement (docs/enas-release.md, "BN statistics at evaluation"): on one trained
+# ENAS child, batch statistics land within about half a point of each architecture's own
+# recalibrated statistics at no extra cost, where running statistics were 7.7 points low.
+DEFAULT_RULE = "batch"
 
 
 def _norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -308,3 +308,20 @@ def test_evaluate_applies_each_rule_and_restores_statistics(tiny_data):
     s.evaluate("recalibrate", archs)
     assert all(torch.equal(v, buffers[k]) for k, v in s.child.state_dict().items())
     assert s.child.training  # back to training mode for the next child epoch
+
+
+def test_bn_rules_probe_scores_the_same_architectures_under_every_rule(tmp_path, tiny_data):
+    out = tmp_path / "t"
+    args = ["search", "--preset", "smoke", "--epochs", "1", "--layers", "3", "--channels", "4", "--out", str(out),
+            "--device", "cpu", "--data-dir", str(tiny_data), "--train-size", "64", "--valid-size", "100"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    result = CliRunner().invoke(cli, ["bn-rules", str(out), "-n", "3", "--reference-batches", "2"])
+    assert result.exit_code == 0, result.output
+    rec = json.loads((out / "bn_rules.json").read_text())
+    assert set(rec["rules"]) == {"running", "batch", "recalibrate", "recalibrate-2"}
+    assert rec["reference"] == "recalibrate-2" and rec["rules"]["recalibrate-2"]["mean_abs_gap_to_reference"] == 0
+    assert all(len(r["per_arch"]) == 3 and 0 <= r["mean_acc"] <= 1 for r in rec["rules"].values())
+    assert (out / "checkpoint.pt").read_bytes() == before  # probing never changes the trial's state
+    bad = CliRunner().invoke(cli, ["bn-rules", str(tmp_path)])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output

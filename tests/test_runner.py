@@ -26,7 +26,7 @@ from experiments.runner import (
 from nascore.config import ConfigError
 
 COUNTS = {  # trials per scale at each config's own seeds: smoke, quick, paper
-    "fig2": (4, 6, 6), "fig3": (12, 18, 18), "fig4": (2, 3, 3), "fig5": (4, 4, 12), "table1": (8, 8, 24),
+    "fig2": (8, 12, 12), "fig3": (12, 18, 18), "fig4": (4, 6, 6), "fig5": (4, 4, 12), "table1": (8, 8, 24),
 }
 
 
@@ -86,7 +86,10 @@ def test_expansion_counts(name, scale, tmp_path):
 def test_expansion_ids_and_folders(tmp_path):
     fig2 = expand(load_config("fig2"), "quick", tmp_path)
     spaces = ("original", "extended")
-    assert [p.key for p in fig2] == [f"fig2/enas-{s}-s{i}" for s in spaces for i in range(3)]
+    assert [p.key for p in fig2] == [f"fig2/enas-{s}{m}-s{i}" for m in ("", "-released") for s in spaces
+                                     for i in range(3)]
+    assert {p.overrides.get("branch_mode") for p in fig2 if "released" in p.trial_id} == {"as-released"}
+    assert all("branch_mode" not in p.overrides for p in fig2 if "released" not in p.trial_id)
     fig5 = expand(load_config("fig5"), "quick", tmp_path)
     assert [p.trial_id for p in fig5] == [f"nasib-superkernel-b{b}-s0" for b in ("2m", "4m", "6m", "10m")]
     assert fig5[0].folder == tmp_path / "fig5" / "nasib-superkernel-b2m-s0"
@@ -106,8 +109,9 @@ def test_shared_trials_are_deduplicated(tmp_path):
     assert {p.folder for p in fig4} <= {p.folder for p in fig2 if p.space == "extended"}
     seeds = (0, 1, 2)
     alls = plan_experiments(["fig2", "fig3", "table1"], "quick", tmp_path, seeds)
-    # fig2: 6 searches; fig3: 15 of its own (+3 ENAS from fig2); table1: 12 retrains (+12 shared searches).
-    assert len(alls) == 6 + 15 + 12
+    # fig2: 12 searches (2 spaces x 2 branch modes); fig3: 15 of its own (+3 ENAS from fig2);
+    # table1: 12 retrains (+12 shared searches).
+    assert len(alls) == 12 + 15 + 12
     table1 = expand(load_config("table1"), "quick", tmp_path, seeds)
     assert {p.owner for p in table1 if p.method != "retrain"} == {"fig2", "fig3"}
 
@@ -218,7 +222,7 @@ def test_finished_trials_are_skipped_and_partial_ones_resumed(tmp_path):
     (partial / "config.json").write_text(json.dumps({"format": 1, "preset": "smoke"}))
     methods = FakeMethods()
     outcomes = run_all(plans, methods)
-    assert [o.status for o in outcomes] == ["skipped", "ok", "ok", "ok"]
+    assert [o.status for o in outcomes] == ["skipped"] + ["ok"] * 7
     assert methods.calls == [p.key for p in plans[1:]]
     assert "finished earlier" in outcomes[0].detail
     methods.calls.clear()
@@ -288,10 +292,13 @@ def test_manifests_list_shared_folders(tmp_path):
     paths = write_manifests(expand_all(["fig2", "fig4"], "smoke", tmp_path), tmp_path, "smoke")
     assert paths == [tmp_path / "fig2" / "trials.json", tmp_path / "fig4" / "trials.json"]
     doc = json.loads(paths[1].read_text())
-    assert [r["folder"] for r in doc["trials"]] == ["fig2/enas-extended-s0", "fig2/enas-extended-s1"]
+    assert [r["folder"] for r in doc["trials"]] == ["fig2/enas-extended-s0", "fig2/enas-extended-s1",
+                                                    "fig2/enas-extended-released-s0",
+                                                    "fig2/enas-extended-released-s1"]
     write_manifests(expand_all(["fig4"], "smoke", tmp_path, seeds=[5]), tmp_path, "smoke")
     rows = json.loads(paths[1].read_text())["trials"]
-    assert [r["folder"] for r in rows] == ["fig2/enas-extended-s5"]  # only the current plan, no stale rows
+    # only the current plan, no stale rows
+    assert [r["folder"] for r in rows] == ["fig2/enas-extended-s5", "fig2/enas-extended-released-s5"]
 
 
 def test_unknown_launcher_lists_valid():
@@ -316,12 +323,12 @@ def test_cli_runs_reports_and_exits_nonzero_on_failure(tmp_path, fake):
             "--deterministic"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 1
-    assert "4 trial(s): 3 ok, 1 failed" in res.output
+    assert "8 trial(s): 7 ok, 1 failed" in res.output
     assert "1 trial(s) failed: fig2/enas-original-s1" in res.output
     assert fake.ctx[0].device == "cpu" and fake.ctx[0].deterministic
     fake.fail = set()
     res = CliRunner().invoke(cli, [*args, "--seeds", "1"])
-    assert res.exit_code == 0 and "2 trial(s): 1 ok, 1 skipped" in res.output
+    assert res.exit_code == 0 and "4 trial(s): 1 ok, 3 skipped" in res.output
 
 
 def test_cli_ctrl_c_stops_with_one_line(tmp_path, fake, monkeypatch):
