@@ -1,6 +1,6 @@
 """ENAS macro child networks: the shared-weight search child and the fixed (final) child.
 
-Both follow the official macro search (shared/reference/enas-macro.md). Layer k reads the
+Both follow the official macro search (docs/enas-release.md). Layer k reads the
 previous output; its k skip bits pick among the stored outputs [stem, layer 0, ..., layer
 k-2] (the immediate predecessor is always the input, never a choice). Reductions follow
 layers `L//3 - 1` and `2*(L//3) - 1`; after each, every stored output that is still read

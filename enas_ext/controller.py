@@ -1,6 +1,6 @@
 """ENAS macro-search LSTM controller: batched sampling, log-probs, entropy, skip penalty, REINFORCE.
 
-Semantics follow the official ENAS macro controller (see shared/reference/enas-macro.md):
+Semantics follow the official ENAS macro controller (see docs/enas-release.md):
 per layer one op decision, then (from layer 1 on) one independent skip bit per earlier anchor.
 """
 

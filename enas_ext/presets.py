@@ -1,6 +1,6 @@
 """ENAS macro search configuration and its presets: smoke (CPU), quick (one GPU), paper (the reference).
 
-`paper` is the official macro search script's setting (shared/reference/enas-macro.md).
+`paper` is the official macro search script's setting (docs/enas-release.md).
 Everything else scales it down; the controller keeps the reference's hyper-parameters
 except how many updates and samples it gets per epoch at the small scales.
 """

@@ -3,9 +3,9 @@
 Per epoch (as the reference's main loop):
 (a) train the shared child for ceil(train / batch) steps, a fresh architecture per batch
     (the last batch topped up from a fresh shuffle, as the release's endless stream gives
-    full batches). The whole epoch's architectures are drawn in one batched controller call: the controller
-    does not change during the child epoch, so this is the same distribution as drawing
-    one per step, at one LSTM unroll instead of hundreds;
+    full batches). The whole epoch's architectures are drawn in one batched controller
+    call: the controller does not change during the child epoch, so this is the same
+    distribution as drawing one per step, at one LSTM unroll instead of hundreds;
 (b) `train_steps` controller updates of `num_aggregate` architectures each; an
     architecture's reward is its accuracy on the next minibatch of a shuffled, unaugmented
     valid stream;
@@ -74,7 +74,7 @@ class EnasSearch:
         self.train_loader = DeviceLoader(splits.train, cfg.batch_size, device, mean, std, cfg.augment,
                                          fill_last=True)
         # Recalibration batches come from the train split as the child sees it in training.
-        self.calib_stream = forever(DeviceLoader(splits.train, cfg.batch_size, device, mean, std, cfg.augment))
+        self.calib_stream = forever(self.train_loader)
         self.reward_loader = DeviceLoader(splits.valid, cfg.batch_size, device, mean, std, None)
         self.eval_loader = DeviceLoader(splits.valid, cfg.eval_batch, device, mean, std, None,
                                         shuffle=False, drop_last=False)
