@@ -382,14 +382,14 @@ def test_dry_run_reports_folders_of_another_scale_as_conflicts(tmp_path, fake):
     _smoke_folders(tmp_path)
     res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "paper", "--results", str(tmp_path), "--dry-run"])
     assert res.exit_code == 0, res.output
-    assert "finished" not in res.output and res.output.count("conflict fig2/") == 6
-    assert "6 conflict(s)" in res.output
+    assert "finished" not in res.output and res.output.count("conflict fig2/") == 12
+    assert "12 conflict(s)" in res.output
 
 
 def test_conflicting_run_is_refused_before_writing_anything(tmp_path, fake):
     _smoke_folders(tmp_path)
     res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "paper", "--results", str(tmp_path)])
-    assert res.exit_code == 2 and "6 planned folder(s) hold trials recorded with other settings" in res.output
+    assert res.exit_code == 2 and "12 planned folder(s) hold trials recorded with other settings" in res.output
     assert fake.calls == [] and not (tmp_path / "fig2" / "trials.json").exists()
 
 
@@ -403,7 +403,7 @@ def test_trial_locked_by_a_live_runner_is_running_elsewhere(tmp_path, fake, monk
     monkeypatch.setitem(fake, "enas", locked)
     res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "smoke", "--seeds", "0", "--results", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert "2 trial(s): 2 running elsewhere" in res.output and "failed" not in res.output
+    assert "4 trial(s): 4 running elsewhere" in res.output and "failed" not in res.output
 
 
 @pytest.mark.parametrize("launcher, message", [
