@@ -62,7 +62,8 @@ def _checkpoints(out: Path) -> None:
         figs = run(preset)
         for name, f in figs["searchers"].items():
             click.echo(f"  checkpoint {preset:5s} {name:17s}: {f['checkpoint_mb']:.1f} MB, "
-                       f"saved in {f['save_s']:.3f} s")
+                       f"saved in {f['save_s']:.3f} s; the loop waits {f['loop_s']:.3f} s, written in "
+                       f"{f['write_s']:.3f} s")
         click.echo(f"  wrote {_save(out, f'checkpoint-{preset}', figs)}")
 
 

@@ -111,11 +111,16 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Re-run finished trials (old folders are moved aside).")
 @click.option("--launcher", default="local", show_default=True,
               help=f"Where trials run: {', '.join(checks.KNOWN_LAUNCHERS)} (checked before anything runs).")
+@click.option("--address", default=None, help="ray: the cluster to join ('auto', host:6379); default: a local Ray.")
+@click.option("--gpus-per-trial", type=float, default=None,
+              help="ray: GPUs each trial reserves; fractions pack trials on one GPU (0.25: four per GPU). "
+              "Default: 1 when Ray sees GPUs, else 0.")
+@click.option("--cpus-per-trial", type=float, default=None, help="ray: CPUs each trial reserves (default 1).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded trial table and run nothing.")
 @click.option("--threads", default="auto", show_default=True, help=checks.THREADS_HELP)
 @one_line_errors
 def run_cmd(names, scale, seeds, results, device, data_dir, download, deterministic, force, launcher,
-            dry_run, threads) -> None:
+            address, gpus_per_trial, cpus_per_trial, dry_run, threads) -> None:
     """Run the trials of experiment NAMES (e.g. fig2), skipping finished ones; a config path also works."""
     seed_list = parse_seeds(seeds) if seeds else None
     per_experiment = expand_all(names, scale, results, seed_list)
@@ -135,7 +140,8 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
     if launcher == "local":
         checks.check_device(device)  # a remote launcher's workers check their own devices
         click.echo(f"torch threads: {checks.apply_threads(threads)}", err=True)
-    runner = get_launcher(launcher)
+    runner = get_launcher(launcher, address=address, gpus_per_trial=gpus_per_trial,
+                          cpus_per_trial=cpus_per_trial)
     write_manifests(per_experiment, results, scale)  # after every check: a refused run writes nothing
     ctx = RunContext(device=device, data_dir=data_dir, download=download, deterministic=deterministic,
                      force=force)

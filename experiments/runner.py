@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from nascore.config import ConfigError, deep_merge, from_dict
-from nascore.names import SCALES, STRATEGIES
+from nascore.names import OPTIONAL_SCALES, SCALES, STRATEGIES
 from nasib.budget import BudgetError, check_budget
 
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -70,6 +70,7 @@ class Scale:
     preset: str  # the methods' preset: smoke | quick | paper
     seeds: tuple[int, ...] | None = None  # this scale's seeds (None: the config's)
     overrides: MethodOverrides = field(default_factory=MethodOverrides)  # per-method settings
+    budgets: tuple[str, ...] | None = None  # optional scales only: every nasib group's budget labels here
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class Scales:
     smoke: Scale  # 2-core CPU, a few minutes for the figure
     quick: Scale  # one GPU, under ~30 minutes
     paper: Scale  # the paper's settings
+    ci: Scale | None = None  # optional: a minutes-long run on one GPU for `make ci-gpu` (fig2 and fig5 define it)
+
 
 
 @dataclass(frozen=True)
@@ -182,10 +185,11 @@ def parse_config(raw: object, path: Path) -> Experiment:
         raise ConfigError(f"{where}.name: {exp.name!r} must equal the file name {path.stem!r}")
     if not exp.seeds:
         raise ConfigError(f"{where}.seeds: needs at least one seed")
-    for scale in SCALES:
+    for scale in defined_scales(exp):
         if getattr(exp.scales, scale).preset not in SCALES:
             raise ConfigError(f"{where}.scales.{scale}.preset: {getattr(exp.scales, scale).preset!r}; "
                               f"valid: {', '.join(SCALES)}")
+    _check_optional_scales(exp, where)
     if any(g.shared_with == exp.name for g in parsed):
         raise ConfigError(f"{where}: a group cannot be shared_with its own experiment {exp.name!r}")
     return exp
@@ -236,11 +240,42 @@ def _check_group(g: Group, where: str) -> None:
 
 # --- expansion ----------------------------------------------------------------------------
 
+def defined_scales(exp: Experiment) -> tuple[str, ...]:
+    """The three scales every config has, then the optional ones this config defines."""
+    return SCALES + tuple(s for s in OPTIONAL_SCALES if getattr(exp.scales, s) is not None)
+
+
+def _check_optional_scales(exp: Experiment, where: str) -> None:
+    """An optional scale names the budgets of the config's nasib groups, and only then."""
+    for scale in SCALES:
+        if getattr(exp.scales, scale).budgets is not None:
+            raise ConfigError(f"{where}.scales.{scale}.budgets: only {', '.join(OPTIONAL_SCALES)} take budgets "
+                              f"here; give the {scale} labels in the group's budgets")
+    for scale in defined_scales(exp)[len(SCALES):]:
+        labels, budgeted = getattr(exp.scales, scale).budgets, any(g.budgets for g in exp.trials)
+        if budgeted and not labels:
+            raise ConfigError(f"{where}.scales.{scale}.budgets: the nasib groups need budget labels at this scale")
+        if labels and not budgeted:
+            raise ConfigError(f"{where}.scales.{scale}.budgets: no group of this config takes a budget")
+        for label in labels or ():
+            try:
+                check_budget(label)
+            except BudgetError as e:
+                raise ConfigError(f"{where}.scales.{scale}.budgets: {e}") from None
+
+
 def scale_of(exp: Experiment, scale: str) -> Scale:
     """The named scale, or an error listing the valid ones."""
-    if scale not in SCALES:
-        raise ExperimentError(f"unknown scale {scale!r} for {exp.name}; valid: {', '.join(SCALES)}")
+    if scale not in defined_scales(exp):
+        raise ExperimentError(f"unknown scale {scale!r} for {exp.name}; valid: {', '.join(defined_scales(exp))}")
     return getattr(exp.scales, scale)
+
+
+def _budgets(g: Group, sc: Scale, scale: str) -> tuple[str | None, ...]:
+    """A group's budget labels at a scale (an optional scale gives its own), or (None,) without budgets."""
+    if not g.budgets:
+        return (None,)
+    return sc.budgets if scale not in SCALES else getattr(g.budgets, scale)
 
 
 def expand(exp: Experiment, scale: str, results: Path, seeds: Iterable[int] | None = None,
@@ -250,7 +285,7 @@ def expand(exp: Experiment, scale: str, results: Path, seeds: Iterable[int] | No
     seeds = tuple(seeds) if seeds is not None else (sc.seeds or exp.seeds)
     rows = []
     for i, g in enumerate(exp.trials):
-        for budget in getattr(g.budgets, scale) if g.budgets else (None,):
+        for budget in _budgets(g, sc, scale):
             for seed in seeds:
                 rows.append((i, g, _plan(exp, g, sc, results, budget, seed, f"{exp.path}: trials[{i}]")))
     plans = [p for _, _, p in rows]

@@ -54,6 +54,15 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _optional_dataclass(tp: Any, value: Any) -> Any:
+    """`X | None` with X a dataclass read as X when a value is given (None stays allowed)."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
+    classes = [a for a in args if dataclasses.is_dataclass(a)]
+    if len(classes) == 1 and type(None) in args and value is not None:
+        return classes[0]
+    return tp
+
+
 def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
     """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
     if not isinstance(data, dict):
@@ -69,8 +78,8 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{where}: missing required key {name!r}")
             continue
-        tp, value = hints[name], data[name]
-        if dataclasses.is_dataclass(tp):
+        tp, value = _optional_dataclass(hints[name], value=data[name]), data[name]
+        if dataclasses.is_dataclass(tp) and value is not None:
             kwargs[name] = from_dict(tp, value, f"{where}.{name}")
             continue
         ok, conv = _type_ok(value, tp)

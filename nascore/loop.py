@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 
 from nascore.data import DataConfig
-from nascore.records import CONFIG, FORMAT, RecordError, Trial, TrialLock, read_json
+from nascore.records import CONFIG, FORMAT, CheckpointWriter, RecordError, Trial, TrialLock, read_json
 from nascore.runtime import rng_state, set_rng_state, sync
 
 
@@ -157,21 +157,25 @@ def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
 
 
 def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> float:
-    """Run epochs until the searcher is done; returns checkpoint seconds spent."""
+    """Run epochs until the searcher is done; returns the checkpoint seconds the run waited for."""
     t_run, ckpt_s, epoch = time.perf_counter(), 0.0, start
-    progress = Progress(start, searcher.planned_epochs())
+    progress, writer = Progress(start, searcher.planned_epochs()), CheckpointWriter(trial)
     try:
         while not searcher.done(epoch):
-            ckpt_s += _one_epoch(trial, searcher, epoch, wall0, t_run, progress)
+            ckpt_s += _one_epoch(trial, searcher, writer, epoch, wall0, t_run, progress)
             epoch += 1
     finally:
         progress.close()
+        t0 = time.perf_counter()
+        writer.wait()  # the last checkpoint lands before result.json (or before a Ctrl-C exits)
+        ckpt_s += time.perf_counter() - t0
     return ckpt_s
 
 
-def _one_epoch(trial: Trial, searcher: Searcher, epoch: int, wall0: float, t_run: float,
-               progress: Progress) -> float:
-    """Run, record and checkpoint one epoch; returns the checkpoint's seconds."""
+def _one_epoch(trial: Trial, searcher: Searcher, writer: CheckpointWriter, epoch: int, wall0: float,
+               t_run: float, progress: Progress) -> float:
+    """Run, record and checkpoint one epoch; returns what the checkpoint cost this thread (the write
+    itself overlaps the next epoch, which the budget's clock and the next epoch's time then include)."""
     t0 = time.perf_counter()
     rec = searcher.run_epoch(epoch)
     sync(searcher.device)
@@ -179,8 +183,8 @@ def _one_epoch(trial: Trial, searcher: Searcher, epoch: int, wall0: float, t_run
     now = time.perf_counter()
     rec = {"epoch": epoch, "epoch_s": now - t0, "wall_s": wall0 + now - t_run, **rec}
     trial.append_epoch(rec)  # before the checkpoint: a crash between them drops this line on resume
-    trial.save_checkpoint({"format": FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
-                           "searcher": searcher.state_dict(), "rng": rng_state()})
+    writer.save({"format": FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
+                 "searcher": searcher.state_dict(), "rng": rng_state()})
     progress.update(rec, searcher.planned_epochs())
     return time.perf_counter() - now
 

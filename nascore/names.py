@@ -9,7 +9,8 @@ from __future__ import annotations
 VERSION = "0.2.0"  # the kit's version (pyproject reads it; every command prints it with --version)
 SCALES = ("smoke", "quick", "paper")  # preset/scale names, shared by searches, retraining and experiments
 SCALE_HELP = "smoke: 2-core CPU, seconds; quick: one GPU, minutes; paper: the reference's settings."
-EXPERIMENT_SCALES = SCALES  # scales an experiment config may define (the runner's --scale choices)
+OPTIONAL_SCALES = ("ci",)  # experiment scales only some configs define (ci: minutes on one GPU, make ci-gpu)
+EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config may define (the runner's --scale choices)
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
 # ENAS search-time branch behaviour: the sampled op runs, or the release's one op in every layer.

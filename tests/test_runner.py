@@ -302,8 +302,8 @@ def test_manifests_list_shared_folders(tmp_path):
 
 
 def test_unknown_launcher_lists_valid():
-    with pytest.raises(ValueError, match="unknown launcher 'ray'; valid: local"):
-        get_launcher("ray")
+    with pytest.raises(ValueError, match="unknown launcher 'slurm'; valid: local, ray"):
+        get_launcher("slurm")
 
 
 # --- command line -------------------------------------------------------------------------
