@@ -98,7 +98,8 @@ def test_a_killed_worker_is_retried_and_its_trial_resumes(ray_cluster, tmp_path,
 
 
 def test_ctrl_c_cancels_the_trials_and_keeps_their_checkpoints(ray_cluster, tmp_path, tiny_data):
-    plans = plans_of(tmp_path, tmp_path / "r", epochs=8, seeds=(0, 1))[:2]
+    # 20 short epochs: Ctrl-C after the first leaves a wide margin before the last (8 was once too few).
+    plans = plans_of(tmp_path, tmp_path / "r", epochs=20, seeds=(0, 1))[:2]
 
     def press_ctrl_c():
         wait_for_lines(plans[0].folder / "epochs.jsonl", 1, timeout=300)
@@ -110,10 +111,10 @@ def test_ctrl_c_cancels_the_trials_and_keeps_their_checkpoints(ray_cluster, tmp_
     first = plans[0].folder
     assert (first / "checkpoint.pt").is_file() and not (first / "result.json").exists()
     assert not (first / ".lock").exists()  # the cancelled trial let go of its folder
-    assert 1 <= len(Trial(first).read_epochs()) < 8
+    assert 1 <= len(Trial(first).read_epochs()) < 20
     again = LocalLauncher().run(plans[:1], runner(ctx_for(tiny_data)))  # the same command, run again
     assert [o.status for o in again] == [OK]
-    assert [r["epoch"] for r in Trial(first).read_epochs()] == list(range(8))
+    assert [r["epoch"] for r in Trial(first).read_epochs()] == list(range(20))
 
 
 def test_launcher_options_and_a_missing_ray_are_one_line_errors(monkeypatch):
