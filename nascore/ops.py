@@ -1,5 +1,10 @@
 """Candidate operations by name: `conv{i}x{j}`, `sep{i}x{j}`, `avgpool3x3`, `maxpool3x3`, `identity`.
 
+Planted-op checks also use `noise@OP` and `zero@OP` (OP any name above): an op of OP's
+output shape whose output carries no information (fresh standard-normal noise, or zeros)
+and that has no weights, so a space in which every op but one is so replaced has a
+known best op, and every method's network builder handles it unchanged.
+
 Every op maps C channels to C channels at stride 1 and keeps the spatial size ("same"
 output). For even kernel sides the extra padding row/column goes on the bottom/right,
 (PyTorch's ``padding="same"`` convention, done with an explicit zero pad); odd sides pad
@@ -12,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import torch
 import torch.nn as nn
 
 _CONV = re.compile(r"^(conv|sep)([1-9][0-9]?)x([1-9][0-9]?)$")
@@ -26,8 +32,8 @@ class UnknownOpError(ValueError):
 class OpSpec:
     """The parsed form of an op name."""
 
-    name: str  # the canonical name, e.g. "sep5x3"
-    kind: str  # "conv", "sep", "avgpool", "maxpool" or "identity"
+    name: str  # the canonical name, e.g. "sep5x3" or "noise@sep5x3"
+    kind: str  # "conv", "sep", "avgpool", "maxpool", "identity", or "noise" / "zero" (uninformative)
     kh: int  # kernel height (1 for identity)
     kw: int  # kernel width (1 for identity)
 
@@ -37,8 +43,17 @@ class OpSpec:
         return self.kind in ("conv", "sep")
 
 
+UNINFORMATIVE = ("noise", "zero")  # prefixes of `KIND@OP` names: OP's shape, no information
+
+
 def parse_op(name: str) -> OpSpec:
     """Parse an op name, failing with the accepted forms."""
+    kind, at, inner = name.partition("@") if isinstance(name, str) else ("", "", "")
+    if at and kind in UNINFORMATIVE:
+        spec = parse_op(inner)
+        if spec.kind in UNINFORMATIVE:
+            raise UnknownOpError(f"unknown op {name!r}: {kind}@ takes a plain op, not {inner!r}")
+        return OpSpec(name, kind, spec.kh, spec.kw)
     if name in ("avgpool3x3", "maxpool3x3"):
         return OpSpec(name, name[:7], 3, 3)
     if name == "identity":
@@ -47,7 +62,7 @@ def parse_op(name: str) -> OpSpec:
     if m is None:
         raise UnknownOpError(
             f"unknown op {name!r}; valid: conv{{i}}x{{j}} or sep{{i}}x{{j}} with 1 <= i, j <= 99 "
-            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}"
+            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}, or noise@OP / zero@OP"
         )
     return OpSpec(name, m.group(1), int(m.group(2)), int(m.group(3)))
 
@@ -66,6 +81,17 @@ class Identity(nn.Module):
         return x
 
 
+class Uninformative(nn.Module):
+    """Standard-normal noise (fresh per call, from torch's seeded RNG) or zeros, shaped like the input."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x):
+        return torch.randn_like(x) if self.kind == "noise" else torch.zeros_like(x)
+
+
 def _conv(c_in: int, c_out: int, kh: int, kw: int, groups: int = 1) -> nn.Module:
     """A stride-1 conv with same-size output; even sides pad the extra row/column bottom/right."""
     if kh % 2 == 1 and kw % 2 == 1:
@@ -80,6 +106,8 @@ def build_op(name: str, channels: int) -> nn.Module:
     spec = parse_op(name)
     if spec.kind == "identity":
         return Identity()
+    if spec.kind in UNINFORMATIVE:
+        return Uninformative(spec.kind)
     if spec.kind == "avgpool":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     if spec.kind == "maxpool":

@@ -54,6 +54,15 @@ def superkernel_ops(m: int = 9, k: int = 9) -> tuple[str, ...]:
     )
 
 
+def planted_space(base: Space, planted: str, kind: str = "noise") -> Space:
+    """`base` with every op but `planted` replaced by `kind@op` (noise or zero): `planted` is the best op."""
+    base.index(planted)  # one line naming the valid ops
+    ops = tuple(op if op == planted else f"{kind}@{op}" for op in base.ops)
+    for op in ops:
+        parse_op(op)  # an unknown kind fails here, with the accepted forms
+    return Space(base.name, ops)
+
+
 def get_space(name: str, m: int = 9, k: int = 9, extra: tuple[str, ...] | None = None) -> Space:
     """Look a space up by name; `m`/`k` shape the superkernel, `extra` replaces ENAS's 12 added ops."""
     if name == "original":

@@ -174,7 +174,72 @@ class SparseMomentumSGD:
         self.buf = state["buf"].to(device=self.alphas.device, dtype=self.alphas.dtype).clone()
 
 
-def alpha_step(optimizer: SparseMomentumSGD, ops: Tensor) -> None:
+class SparseAdam:
+    """Adam for alphas where only the sampled (layer, op) entries move (ProxylessNAS's alpha optimiser).
+
+    ProxylessNAS steps its architecture parameters with Adam (lr 1e-3, betas (0, 0.999),
+    eps 1e-8, no weight decay). With beta1 = 0 torch's dense Adam leaves an entry whose
+    gradient is zero where it is; here that holds for any beta1: unsampled entries keep
+    alpha, both moments and their own step count (used for bias correction), so the
+    two-path rescale is never undone by a stale moment. Adam normalises the gradient, so a
+    sampled alpha moves by about lr per step whatever the loss scale.
+    """
+
+    def __init__(self, alphas: Tensor, lr: float = 1e-3, betas: tuple[float, float] = (0.0, 0.999),
+                 eps: float = 1e-8) -> None:
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"Adam betas must be in [0, 1), got {betas!r}")
+        self.alphas, self.lr, self.betas, self.eps = alphas, lr, tuple(betas), eps
+        self.m = torch.zeros_like(alphas, requires_grad=False)
+        self.v = torch.zeros_like(alphas, requires_grad=False)
+        self.t = torch.zeros_like(alphas, requires_grad=False)  # per-entry step counts
+
+    def zero_grad(self) -> None:
+        """Drop the alphas' gradient."""
+        self.alphas.grad = None
+
+    @torch.no_grad()
+    def step(self, ops: Tensor) -> None:
+        """Update only the entries named by `ops` [L, paths] from alphas.grad."""
+        if self.alphas.grad is None:
+            raise RuntimeError("alphas have no gradient: call backward() before step()")
+        b1, b2 = self.betas
+        g = self.alphas.grad.gather(1, ops)
+        t = self.t.gather(1, ops) + 1
+        m = self.m.gather(1, ops) * b1 + (1 - b1) * g
+        v = self.v.gather(1, ops) * b2 + (1 - b2) * g * g
+        for buf, val in ((self.t, t), (self.m, m), (self.v, v)):
+            buf.scatter_(1, ops, val)
+        update = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + self.eps)
+        self.alphas.scatter_(1, ops, self.alphas.gather(1, ops) - self.lr * update)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable state: lr, betas, moments and step counts."""
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                **{k: getattr(self, k).detach().cpu().clone() for k in ("m", "v", "t")}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore state saved by `state_dict`."""
+        if tuple(state["m"].shape) != tuple(self.m.shape):
+            raise ValueError(f"saved moment shape {tuple(state['m'].shape)} != alphas shape {tuple(self.m.shape)}")
+        self.lr, self.betas, self.eps = float(state["lr"]), tuple(state["betas"]), float(state["eps"])
+        for k in ("m", "v", "t"):
+            setattr(self, k, state[k].to(device=self.alphas.device, dtype=self.alphas.dtype).clone())
+
+
+ALPHA_OPTIMIZERS = ("adam", "sgd")  # SparseAdam (ProxylessNAS) or SparseMomentumSGD
+
+
+def alpha_optimizer(name: str, alphas: Tensor, lr: float, momentum: float) -> SparseAdam | SparseMomentumSGD:
+    """The sparse alpha optimiser `name`: adam (betas (momentum, 0.999)) or sgd (this momentum)."""
+    if name == "adam":
+        return SparseAdam(alphas, lr, (momentum, 0.999))
+    if name == "sgd":
+        return SparseMomentumSGD(alphas, lr, momentum)
+    raise ValueError(f"unknown alpha optimizer {name!r}; valid: {', '.join(ALPHA_OPTIMIZERS)}")
+
+
+def alpha_step(optimizer: SparseAdam | SparseMomentumSGD, ops: Tensor) -> None:
     """The NASIB alpha step: sparse momentum update of the sampled pair, then the two-path rescale."""
     old = optimizer.alphas.detach().clone()
     optimizer.step(ops)
@@ -197,8 +262,23 @@ def priors_to_alphas(op_names: list[str], priors: dict[str, float], layers: int)
     return alphas
 
 
-def derive(alphas: Tensor, op_names: list[str]) -> list[str]:
-    """The final architecture: the op with the largest alpha in each layer."""
+def argmax_layers(alphas: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Per layer the index of the largest alpha; exact ties are broken uniformly at random, not by op order."""
+    alphas = alphas.detach()
+    top = alphas == alphas.max(dim=1, keepdim=True).values
+    noise = torch.rand(alphas.shape, generator=generator, device=alphas.device)
+    return torch.where(top, noise, torch.full_like(noise, -1.0)).argmax(dim=1)
+
+
+def derive(alphas: Tensor, op_names: list[str], generator: torch.Generator | None = None) -> list[str]:
+    """The final architecture: the op with the largest alpha in each layer (ties: a random one of them)."""
     if alphas.dim() != 2 or alphas.shape[1] != len(op_names):
         raise ValueError(f"alphas of shape {tuple(alphas.shape)} do not match {len(op_names)} op names")
-    return [op_names[i] for i in alphas.argmax(dim=1).tolist()]
+    return [op_names[i] for i in argmax_layers(alphas, generator).tolist()]
+
+
+def p2_stats(alphas: Tensor, lam: float) -> dict[str, Tensor]:
+    """P2 = softmax(alpha / lambda) per layer: entropy / ln K and largest probability, [L] each."""
+    probs = torch.softmax(alphas.detach() / lam, dim=1)
+    entropy = -(probs * torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))).sum(dim=1)
+    return {"entropy": entropy / math.log(alphas.shape[1]), "max": probs.max(dim=1).values}

@@ -1,11 +1,13 @@
 """NASIB search settings: one frozen config, three presets (smoke, quick, paper), strict overrides.
 
-Weight training follows the ENAS macro child (SGD with Nesterov momentum 0.9, lr 0.05 ->
-0.0005, weight decay 5e-4, gradient clipping at 5, pad-crop + flip, batch 128) so that
-NASIB and ENAS are compared on equal terms; the one change is a single cosine over the
-planned epochs instead of ENAS's warm restarts, because a budgeted search must anneal
-by its (re-planned) end, wherever that falls. Alphas follow the paper: SGD momentum 0.9,
-cosine from 0.01.
+Weights: the paper's recipe (SGD momentum 0.9, cosine from lr 0.01, gradient clipping, L2;
+its sentence says the same recipe trains the final network), one cosine over the planned
+epochs so a budgeted search anneals by its (re-planned) end. `ENAS_CHILD` holds the ENAS
+macro child's settings (Nesterov, lr 0.05 -> 0.0005), one override away
+(`--weights-recipe enas`). Alphas: the paper is silent; the default is ProxylessNAS's Adam
+(betas (0, 0.999)) kept sparse to the sampled pair, at the rate the planted-op check and
+the real-data records support (README, "NASIB's optimisers"); SGD with momentum is
+`alpha_optimizer="sgd"`.
 
 Width: 36 channels at the stem (ENAS's width), doubling at the three reductions, gives a
 derived network of about 3.1M parameters when every layer is a dense 3x3 (fewer with
@@ -17,12 +19,19 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from nascore.bn import DEFAULT_RULE, check_rule
 from nascore.config import deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
 from nascore.names import SCALES as PRESETS
 from nascore.names import STRATEGIES
-from nascore.spaces import SPACE_NAMES, get_space
+from nascore.spaces import SPACE_NAMES, get_space, planted_space
 from nasib.budget import check_budget
+from nasib.policy import ALPHA_OPTIMIZERS
+
+ALPHA_LR = 0.05  # default alpha Adam rate: chosen by the planted-op check (README, "NASIB's optimisers")
+# The ENAS macro child's weight recipe, one override away from the paper's (`--weights-recipe enas`).
+ENAS_CHILD = {"lr_max": 0.05, "lr_min": 0.0005, "momentum": 0.9, "nesterov": True}
+WEIGHT_RECIPES = {"paper": {}, "enas": ENAS_CHILD}
 
 
 @dataclass(frozen=True)
@@ -35,15 +44,21 @@ class NasibSearchConfig:
     layers: int = 12  # searched layers; 3 factorized reductions split them into 4 stages
     channels: int = 36  # stem width; doubles at every reduction (36 -> 288)
     batch_size: int = 128  # images per weight step and per alpha step
-    lr_max: float = 0.05  # weight SGD learning rate at the start of the cosine
-    lr_min: float = 0.0005  # weight SGD learning rate at the end of the planned epochs
-    momentum: float = 0.9  # weight SGD momentum (Nesterov, as ENAS's child)
+    lr_max: float = 0.01  # weight SGD learning rate at the start of the cosine (the paper's 0.01)
+    lr_min: float = 0.0  # weight SGD learning rate at the end of the planned epochs
+    momentum: float = 0.9  # weight SGD momentum (the paper's 0.9)
+    nesterov: bool = False  # Nesterov momentum (ENAS's child uses it; the paper says plain momentum)
     weight_decay: float = 5e-4  # L2 weight decay on the supernet weights
     grad_clip: float = 5.0  # max global gradient norm of a weight step
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # weight-step augmentation (pad-crop, flip)
-    alpha_lr: float = 0.01  # alpha SGD learning rate at the start of its cosine (the paper's 0.01)
-    alpha_lr_min: float = 0.0  # alpha learning rate at the end of the planned epochs
-    alpha_momentum: float = 0.9  # alpha SGD momentum (sparse: only sampled entries move)
+    alpha_optimizer: str = "adam"  # adam (ProxylessNAS, sparse) or sgd (sparse momentum SGD)
+    alpha_lr: float = ALPHA_LR  # alpha learning rate (at the start of its cosine when alpha_lr_min is set)
+    alpha_lr_min: float | None = None  # None: constant alpha_lr (ProxylessNAS); else cosine down to this
+    alpha_momentum: float = 0.0  # Adam beta1 (ProxylessNAS: 0) or SGD momentum (paper-style: 0.9)
+    alpha_init_std: float = 1e-3  # alphas (besides priors) start at this * randn, so no tie picks by op order
+    alpha_steps: float | None = None  # alpha steps per weight step; None: one pass of the held-out split an epoch
+    bn_eval: str = DEFAULT_RULE  # BN statistics at evaluation (nascore.bn): running, batch or recalibrate
+    planted: str | None = None  # planted-op check: every other op of the space outputs noise (benchmarks.planted)
     lam: float = 0.1  # P2 temperature lambda: softmax(alpha / lambda); low = exploit
     k: float = 0.1  # exploration probability p of the last epoch (p_0 = 1)
     priors: dict[str, float] = field(default_factory=dict)  # initial alpha per named op (others 0)
@@ -65,8 +80,9 @@ class NasibSearchConfig:
         return None if self.budget is None else check_budget(self.budget)
 
     def op_names(self) -> tuple[str, ...]:
-        """The candidate ops of the configured space."""
-        return get_space(self.space, m=self.m, k=self.K).ops
+        """The candidate ops of the configured space (with noise in place of all but `planted`)."""
+        space = get_space(self.space, m=self.m, k=self.K)
+        return space.ops if self.planted is None else planted_space(space, self.planted).ops
 
 
 def _check(cfg: NasibSearchConfig) -> None:
@@ -84,8 +100,20 @@ def _check(cfg: NasibSearchConfig) -> None:
         raise ValueError(f"k must be in (0, 1), got {cfg.k}")
     if not (math.isfinite(cfg.lam) and cfg.lam > 0):
         raise ValueError(f"lam (lambda) must be > 0, got {cfg.lam}")
-    if not 0 <= cfg.lr_min <= cfg.lr_max or not 0 <= cfg.alpha_lr_min <= cfg.alpha_lr:
-        raise ValueError("need 0 <= lr_min <= lr_max and 0 <= alpha_lr_min <= alpha_lr")
+    if not 0 <= cfg.lr_min <= cfg.lr_max:
+        raise ValueError(f"need 0 <= lr_min <= lr_max, got {cfg.lr_min}, {cfg.lr_max}")
+    if not (cfg.alpha_lr > 0 and (cfg.alpha_lr_min is None or 0 <= cfg.alpha_lr_min <= cfg.alpha_lr)):
+        raise ValueError(f"need alpha_lr > 0 and 0 <= alpha_lr_min <= alpha_lr, got {cfg.alpha_lr}, "
+                         f"{cfg.alpha_lr_min}")
+    if cfg.alpha_optimizer not in ALPHA_OPTIMIZERS:
+        raise ValueError(f"unknown alpha_optimizer {cfg.alpha_optimizer!r}; valid: {', '.join(ALPHA_OPTIMIZERS)}")
+    if cfg.alpha_steps is not None and not cfg.alpha_steps > 0:
+        raise ValueError(f"alpha_steps (alpha steps per weight step) must be > 0, got {cfg.alpha_steps}")
+    if cfg.alpha_init_std < 0:
+        raise ValueError(f"alpha_init_std must be >= 0, got {cfg.alpha_init_std}")
+    check_rule(cfg.bn_eval)
+    if cfg.planted is not None:
+        get_space(cfg.space, m=cfg.m, k=cfg.K).index(cfg.planted)  # names the space's valid ops
     if not (0 <= cfg.momentum < 1 and 0 <= cfg.alpha_momentum < 1):
         raise ValueError("momentum and alpha_momentum must be in [0, 1)")
     if cfg.grad_clip <= 0 or cfg.weight_decay < 0:

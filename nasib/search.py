@@ -27,6 +27,7 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
+from nascore.bn import bn_eval
 from nascore.data import DeviceLoader, Split, Splits, forever, load_splits
 from nascore.loop import RunSpec, run_trial
 from nascore.ops import count_params
@@ -41,6 +42,7 @@ from nasib.strategies import Ops, get_strategy
 from nasib.supernet import FixedNet, Supernet
 
 CIFAR_TRAIN = 50_000  # CIFAR-10 training images (train + held-out splits)
+CALIBRATION_BATCHES = 10  # training batches the 'recalibrate' BN rule re-estimates statistics on
 
 
 def batch_counts(n_train: int, n_valid: int, cfg: NasibSearchConfig) -> dict[str, int]:
@@ -71,7 +73,7 @@ class NasibSearch:
         self.model = Supernet(self.op_names, cfg.channels, cfg.layers).to(device)
         self.params = list(self.model.parameters())  # cached: walking ~1000 modules per step is slow
         self.optimizer = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum,
-                                         nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+                                         nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.strategy = get_strategy(cfg.strategy)(self.op_names, cfg, device, self.generator)
         mean, std = splits.mean, splits.std
@@ -106,14 +108,21 @@ class NasibSearch:
         lr, alpha_lr = self._set_lrs(epoch, total)
         self.strategy.set_epoch(epoch, total)
         loss, acc, seen, cut = self._train_epoch(epoch, p, total)
-        correct = self._correct(lambda: self.strategy.eval_ops(self.generator))
-        stats = torch.stack([loss / seen, acc / seen, correct / len(self.eval_loader.split)]).tolist()
+        correct = [self._correct(lambda: self.strategy.eval_ops(self.generator))]
+        if self.strategy.has_sampled_eval:
+            correct.append(self._correct(lambda: self.strategy.sampled_eval_ops(self.generator)))
+        n_eval = len(self.eval_loader.split)
+        stats = torch.stack([loss / seen, acc / seen, *(c / n_eval for c in correct)]).tolist()
         fields = self.strategy.epoch_fields()
         sync(self.device)
         self.planner.end_epoch(epoch, self.clock() - t0)
         rec = {"train_loss": stats[0], "train_acc": stats[1], "valid_acc": stats[2], "lr": lr}
+        if len(stats) > 3:
+            rec["valid_acc_sampled"] = stats[3]
         if self.strategy.trains_alphas:
-            rec.update(alpha_lr=alpha_lr, p_explore=p)
+            rec["alpha_lr"] = alpha_lr
+        if self.strategy.uses_p_explore:
+            rec["p_explore"] = p
         rec.update(fields)
         rec.update(self._budget_fields())
         if cut:
@@ -124,7 +133,7 @@ class NasibSearch:
         """Write samples.json, arch.json (and alphas.json); return the result fields."""
         cfg = self.cfg
         samples = self.strategy.samples(cfg.num_samples, self.generator)
-        names = self.strategy.derive(samples, lambda arch: self._accuracy([[i] for i in arch]))
+        names = self.strategy.derive(samples, lambda arch: self._accuracy([[i] for i in arch]), self.generator)
         arch = {"space": cfg.space, "ops": names, "channels": cfg.channels, "layers": cfg.layers,
                 "method": self.strategy.name}
         listed = [{"ops": [self.op_names[i] for i in s]} for s in samples]
@@ -166,8 +175,9 @@ class NasibSearch:
     # ---- steps ------------------------------------------------------------------------------
     def _set_lrs(self, t: float, total: int) -> tuple[float, float]:
         """Cosine learning rates of weights and alphas at (fractional) epoch t of `total`."""
-        lr = cosine(self.cfg.lr_max, self.cfg.lr_min, t, total)
-        alpha_lr = cosine(self.cfg.alpha_lr, self.cfg.alpha_lr_min, t, total)
+        cfg = self.cfg
+        lr = cosine(cfg.lr_max, cfg.lr_min, t, total)
+        alpha_lr = cfg.alpha_lr if cfg.alpha_lr_min is None else cosine(cfg.alpha_lr, cfg.alpha_lr_min, t, total)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.strategy.set_alpha_lr(alpha_lr)
@@ -181,14 +191,15 @@ class NasibSearch:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.optimizer.step()
+        self.strategy.after_weight_step()  # single-level strategies (SNAS) step their alphas here
         return loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
 
     def _train_epoch(self, epoch: int, p: float, total: int):
         """Weight steps with evenly interleaved alpha steps; stops early when the budget says so."""
         self.model.train()
         n_tr = len(self.train_loader)
-        n_va = len(self.valid_loader) if self.strategy.trains_alphas else 0
-        held_out = iter(self.valid_loader)
+        n_va = self._alpha_batches(n_tr, len(self.valid_loader))
+        held_out = forever(self.valid_loader)
         loss = torch.zeros((), device=self.device)
         hits = torch.zeros((), device=self.device)
         seen, cut = 0, False
@@ -205,6 +216,17 @@ class NasibSearch:
                 break
         return loss, hits, seen, cut
 
+    def _alpha_steps(self) -> float | None:
+        """Alpha steps per weight step: the config's, else the strategy's own rule (None: one held-out pass)."""
+        if not self.strategy.trains_alphas:
+            return 0.0
+        return self.cfg.alpha_steps if self.cfg.alpha_steps is not None else self.strategy.alpha_steps
+
+    def _alpha_batches(self, n_train: int, n_valid: int) -> int:
+        """Alpha steps in an epoch of `n_train` weight steps (held-out batches cycle when they run out)."""
+        rate = self._alpha_steps()
+        return n_valid if rate is None else round(rate * n_train)
+
     def _out_of_time(self, step_s: float) -> bool:
         """True when another step plus the evaluation would eat into the reserve (host time of a
         step is its real time: the next draw's .tolist() waits for the device)."""
@@ -217,13 +239,17 @@ class NasibSearch:
     @torch.no_grad()
     def _correct(self, choose: Callable[[], tuple[Ops, torch.Tensor | None]]) -> torch.Tensor:
         """Correct predictions on the held-out split; `choose` gives each batch's ops and weights."""
-        self.model.eval()  # the supernet's BNs use batch statistics in either mode
         correct = torch.zeros((), device=self.device)
-        for x, y in self.eval_loader:
-            ops, weights = choose()
-            correct += (self.model(x, ops, weights).argmax(1) == y).sum()
-        self.model.train()
+        with bn_eval(self.model, self.cfg.bn_eval, lambda: self._calibrate(choose)):
+            for x, y in self.eval_loader:
+                ops, weights = choose()
+                correct += (self.model(x, ops, weights).argmax(1) == y).sum()
         return correct
+
+    def _calibrate(self, choose: Callable[[], tuple[Ops, torch.Tensor | None]]) -> None:
+        """The 'recalibrate' rule: re-estimate BN statistics on a few training batches of the evaluated choice."""
+        for _, (x, _) in zip(range(CALIBRATION_BATCHES), self.train_loader, strict=False):
+            self.model(x, *choose())
 
     def _accuracy(self, ops: Ops) -> float:
         """Held-out accuracy of one fixed choice of ops (summed)."""
@@ -261,8 +287,8 @@ class NasibSearch:
             self._load_train_state(saved)
             set_rng_state(rngs)
             self.strategy.epoch_fields()  # drop the timing steps' tallies: epoch 0 counts its own only
-        eval_pass = counts["eval"] * t["eval_s"]
-        alpha = counts["valid"] * t["alpha_s"] if self.strategy.trains_alphas else 0.0
+        eval_pass = counts["eval"] * t["eval_s"] * (2 if self.strategy.has_sampled_eval else 1)
+        alpha = self._alpha_batches(counts["train"], counts["valid"]) * t["alpha_s"]
         return {**t, "eval_pass_s": eval_pass,
                 "epoch_s": counts["train"] * t["weight_s"] + alpha + eval_pass + t["checkpoint_s"]}
 

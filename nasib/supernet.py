@@ -15,10 +15,11 @@ sum (pre-activation ResNet), the ReLU gives the non-linearity that pooling/ident
 lack, and the trailing BN puts every op's output on the same scale so that summing two
 ops (weight step) or weighting them by alphas (alpha step) compares ops and not their
 output magnitudes. In the supernet these BNs have no affine parameters (an affine scale
-would absorb the alpha weight, as DARTS also argues) and keep no running statistics:
-running averages would mix the outputs of many different sub-networks, so the supernet
-always normalises with the statistics of the current batch, in training and evaluation.
-The derived `FixedNet` uses ordinary affine BN with running statistics.
+would absorb the alpha weight, as DARTS also argues). They keep running statistics, but
+running averages mix the outputs of many different sub-networks, so which statistics an
+evaluation uses is a rule of its own (`nascore.bn`, the search's `bn_eval` setting);
+training always normalises with the current batch. The derived `FixedNet` uses ordinary
+affine BN with running statistics.
 """
 from __future__ import annotations
 
@@ -41,13 +42,13 @@ def reduction_after(layers: int) -> tuple[int, ...]:
 
 
 def _bn(channels: int, search: bool) -> nn.BatchNorm2d:
-    """BN after an op, as the module doc explains: batch statistics only and no affine in the supernet."""
-    return nn.BatchNorm2d(channels, affine=not search, track_running_stats=not search)
+    """BN after an op, as the module doc explains: no affine in the supernet."""
+    return nn.BatchNorm2d(channels, affine=not search)
 
 
 def _backbone_bn(channels: int, search: bool) -> nn.BatchNorm2d:
-    """BN of the stem and reductions: affine; batch statistics only in the supernet (mixed sub-networks)."""
-    return nn.BatchNorm2d(channels, track_running_stats=not search)
+    """BN of the stem and reductions: affine, with running statistics (evaluation picks a `nascore.bn` rule)."""
+    return nn.BatchNorm2d(channels)
 
 
 class FactorizedReduction(nn.Module):

@@ -96,8 +96,7 @@ def test_state_dict_resumes_exactly(tiny_data, strategy):
     assert torch.equal(a.strategy.alphas, b.strategy.alphas)
     if strategy == "nasib":
         assert torch.equal(a.strategy.sampler.freq, b.strategy.sampler.freq)
-    for key in ("train_loss", "train_acc", "valid_acc", "alpha_loss", "alpha_absmax"):
-        assert rec_a[key] == rec_b[key], key
+    assert rec_a == {**rec_b, "budget_used_s": rec_a["budget_used_s"]}
     assert a.done(2) and b.done(2)
     for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
@@ -151,7 +150,7 @@ def test_measurement_restores_the_search_state():
 
 
 def test_priors_shift_the_initial_alphas():
-    cfg = apply_overrides(preset("smoke", "narrow"), {"priors": {"sep5x5": 2.0}})
+    cfg = apply_overrides(preset("smoke", "narrow"), {"priors": {"sep5x5": 2.0}, "alpha_init_std": 0.0})
     search = NasibSearch(cfg, synthetic_splits(64, 64), CPU, seed=0)
     alphas, j = search.strategy.alphas, search.op_names.index("sep5x5")
     assert torch.all(alphas[:, j] == 2.0) and alphas.abs().sum() == 2.0 * cfg.layers

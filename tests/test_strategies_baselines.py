@@ -17,7 +17,7 @@ from nasib.strategies.relaxed import ALPHA_LR, MAX_OPS, TAU_END, TAU_START
 
 CPU = torch.device("cpu")
 SMALL = {"valid_size": 100, "train_size": 160}  # 5 weight steps and 3 alpha steps per epoch
-KEYS = {"epoch", "train_loss", "train_acc", "valid_acc", "lr", "alpha_lr", "alpha_absmax", "alpha_loss",
+KEYS = {"epoch", "train_loss", "train_acc", "valid_acc", "lr", "alpha_lr", "alpha_absmax", "alpha_rule",
         "budget_used_s", "planned_epochs"}
 
 
@@ -42,6 +42,8 @@ def test_search_writes_every_record_and_derives_the_argmax(tmp_path, tiny_data, 
     assert _read(out / "result.json")["status"] == "ok"
     epochs = _epochs(out)
     assert len(epochs) == 2 and all(KEYS <= set(e) for e in epochs)
+    assert all("p_explore" not in e for e in epochs)  # p_e means nothing to darts/snas
+    assert all(("alpha_loss" in e) == (strategy == "darts") for e in epochs)  # snas has no held-out steps
     assert all(e["alpha_lr"] == ALPHA_LR and 0.0 <= e["valid_acc"] <= 1.0 for e in epochs)
     alphas, arch = _read(out / "alphas.json"), _read(out / "arch.json")
     names, rows = alphas["op_names"], alphas["alphas"]
@@ -82,13 +84,16 @@ def test_snas_tau_anneals_linearly_over_the_planned_epochs(tmp_path, tiny_data):
     assert taus[1] == pytest.approx((TAU_START + TAU_END) / 2)
 
 
-def test_snas_relaxed_weights_reach_the_alphas_only_in_the_alpha_step():
+def test_snas_is_single_level_its_weight_step_weights_reach_the_alphas():
     cfg = apply_overrides(preset("smoke", "narrow"), {"epochs": 1, "strategy": "snas"})
     strategy = get_strategy("snas")(cfg.op_names(), cfg, CPU, torch.Generator().manual_seed(0))
+    assert not strategy.trains_alphas  # no held-out alpha steps
     _, weights = strategy.weight_ops(1.0, torch.Generator().manual_seed(1))
-    assert not weights.requires_grad and torch.allclose(weights.sum(1), torch.ones(cfg.layers))
-    relaxed = strategy.relax(torch.Generator().manual_seed(1))
-    assert relaxed.requires_grad and torch.allclose(relaxed.detach(), weights)
+    assert weights.requires_grad and torch.allclose(weights.sum(1), torch.ones(cfg.layers))
+    before = strategy.alphas.detach().clone()
+    weights[:, 0].sum().backward()
+    strategy.after_weight_step()
+    assert not torch.equal(before, strategy.alphas.detach())
     strategy.set_epoch(4, 5)  # the last planned epoch: nearly one-hot samples
     assert strategy.tau == pytest.approx(TAU_END)
     assert strategy.relax(torch.Generator().manual_seed(2)).max(1).values.min() > 0.5

@@ -74,10 +74,10 @@ def test_supernet_rejects_a_wrong_number_of_layers():
         net(torch.randn(1, 3, 32, 32), [[0, 1]] * 3)
 
 
-def test_supernet_op_bn_has_no_running_stats_or_affine():
+def test_supernet_op_bn_has_no_affine_but_keeps_running_stats_for_the_bn_rules():
     block = Supernet(NARROW, channels=4, layers=4).layers[0].ops[0]
     assert isinstance(block, OpBlock)
-    assert block.bn.running_mean is None and block.bn.weight is None
+    assert block.bn.running_mean is not None and block.bn.weight is None
     fixed = FixedNet({"ops": ["conv3x3"] * 4, "channels": 4, "layers": 4})
     assert fixed.layers[0].block.bn.running_mean is not None and fixed.layers[0].block.bn.weight is not None
 

@@ -38,6 +38,9 @@ class Strategy(ABC):
     name: str = ""  # registry name, also the "method" of the trial records
     trains_alphas: bool = False  # whether the loop interleaves alpha steps on the held-out split
     finish_passes: int = 0  # full held-out passes `derive` needs (charged to the budget's reserve)
+    alpha_steps: float | None = None  # alpha steps per weight step by the method's rule (None: one held-out pass)
+    uses_p_explore: bool = False  # whether the exploration probability p_e means anything to it (recorded if so)
+    has_sampled_eval: bool = False  # whether `sampled_eval_ops` gives a second validation network
 
     def __init__(self, op_names: tuple[str, ...], cfg: NasibSearchConfig, device: torch.device,
                  generator: torch.Generator | None = None):
@@ -54,6 +57,13 @@ class Strategy(ABC):
                    generator: torch.Generator) -> None:
         """One architecture update on a held-out batch (only when `trains_alphas`)."""
         raise NotImplementedError(f"strategy {self.name!r} has no alpha step")
+
+    def after_weight_step(self) -> None:  # noqa: B027 - optional hook: single-level strategies (SNAS)
+        """Called after each weight step's backward and update (alphas of a single-level method step here)."""
+
+    def sampled_eval_ops(self, generator: torch.Generator) -> tuple[Ops, Tensor | None]:
+        """A sampled validation network per batch (only when `has_sampled_eval`)."""
+        raise NotImplementedError(f"strategy {self.name!r} has no sampled evaluation")
 
     def set_alpha_lr(self, lr: float) -> None:  # noqa: B027 - optional hook: strategies without alphas ignore it
         """Set the architecture learning rate (no-op without alphas)."""
@@ -74,8 +84,10 @@ class Strategy(ABC):
         """`count` architectures (one op index per layer) sampled at the end of the search."""
 
     @abstractmethod
-    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float]) -> list[int]:
-        """The final architecture, one op index per layer; `score` rates one on the held-out split."""
+    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float],
+               generator: torch.Generator | None = None) -> list[str]:
+        """The final architecture, one op name per layer; `score` rates one on the held-out split;
+        `generator` breaks exact ties."""
 
     def alphas_record(self) -> dict[str, Any] | None:
         """The content of alphas.json, or None when the strategy has no alphas."""

@@ -8,13 +8,17 @@ alphas, in the weight step and in the alpha step; they differ only in the relaxa
   1.0 (first epoch) to 0.03 (last planned epoch), constant within an epoch as in the SNAS
   release; a budget re-plan moves the end of the anneal with the plan.
 
-Weight step: the relaxed weights detached from alpha (only the network weights learn).
-Alpha step (on a held-out batch): the same kind of relaxation, with gradients reaching
-alpha through it; Adam lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, at a constant rate
-(the loop's cosine for NASIB's alpha SGD does not apply). DARTS does one alpha step before
-each weight step; here the shared loop's even interleaving decides when alpha steps come
-(every held-out batch once per epoch), so all strategies see the same data per epoch.
-Alphas start at 1e-3 * randn, drawn from the search's seeded generator.
+Each follows its own paper's update rule (the records' `alpha_rule` says which ran):
+
+- DARTS (first order, bi-level): weight step on a training batch with the softmax weights
+  detached; then one alpha step per weight step on a held-out batch (the held-out split
+  cycles as often as it must), as the DARTS release does.
+- SNAS (single level): one training-batch loss, gradients reach weights and alphas
+  together; the weights' SGD and the alphas' Adam both step on it. No held-out alpha steps.
+
+Alphas: Adam lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, at a constant rate (the
+loop's alpha schedule does not apply), starting at 1e-3 * randn from the search's seeded
+generator. A `NasibSearchConfig.alpha_steps` overrides DARTS's one-per-weight-step.
 
 Running all ops costs memory (and time) in proportion to the op count, so spaces with
 more than MAX_OPS ops are refused. Validation accuracy: DARTS, the softmax-weighted
@@ -90,7 +94,7 @@ class MixtureStrategy(Strategy):
         """alpha_absmax (non-finite alphas show here), the mean alpha-step loss and the constant alpha_lr."""
         stats = torch.stack([self.alphas.detach().abs().max(),
                              self._alpha_loss / max(self._alpha_steps, 1)]).tolist()
-        fields = {"alpha_absmax": stats[0], "alpha_lr": ALPHA_LR}
+        fields = {"alpha_absmax": stats[0], "alpha_lr": ALPHA_LR, "alpha_rule": self.alpha_rule}
         if self._alpha_steps:
             fields["alpha_loss"] = stats[1]
         self._reset_counters()
@@ -101,9 +105,10 @@ class MixtureStrategy(Strategy):
         probs = torch.softmax(self.alphas.detach(), dim=1)
         return torch.multinomial(probs, count, replacement=True, generator=generator).t().tolist()
 
-    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float]) -> list[str]:
+    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float],
+               generator: torch.Generator | None = None) -> list[str]:
         """Argmax alpha per layer (samples and score are not needed)."""
-        return derive(self.alphas.detach(), list(self.op_names))
+        return derive(self.alphas.detach(), list(self.op_names), generator)
 
     def alphas_record(self) -> dict[str, Any]:
         """alphas.json: op names and alphas per layer."""
@@ -124,6 +129,8 @@ class DartsStrategy(MixtureStrategy):
     """DARTS, first order: softmax(alpha)-weighted sum of all ops."""
 
     name = "darts"
+    alpha_steps = 1.0  # one held-out alpha step per weight step, as the DARTS release
+    alpha_rule = "first-order bi-level: one held-out alpha step per weight step"
 
     def relax(self, generator: torch.Generator) -> Tensor:
         """softmax(alpha) per layer (no randomness)."""
@@ -138,11 +145,21 @@ class SnasStrategy(MixtureStrategy):
     """SNAS: Gumbel-softmax relaxed one-hot samples over all ops, temperature annealed."""
 
     name = "snas"
+    trains_alphas = False  # no held-out alpha steps: the alphas learn inside the weight step
+    alpha_rule = "single level: weights and alphas step on the same training-batch loss"
 
     def __init__(self, op_names, cfg, device, generator=None):
         super().__init__(op_names, cfg, device, generator)
         self.tau = TAU_START
 
+    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, Tensor]:
+        """Every op, weighted by a relaxed sample that keeps its gradient path to the alphas."""
+        self.optimizer.zero_grad()
+        return self._all, self.relax(generator)
+
+    def after_weight_step(self) -> None:
+        """The alphas' Adam step on the gradient the training loss just gave them."""
+        self.optimizer.step()
     def set_epoch(self, epoch: int, total: int) -> None:
         """Linear anneal: TAU_START on epoch 0, TAU_END on the last planned epoch (total - 1)."""
         frac = min(epoch / (total - 1), 1.0) if total > 1 else 0.0

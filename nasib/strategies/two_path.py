@@ -5,14 +5,20 @@ distinct ops are sampled from it; the draw is counted in `freq`, which P1 balanc
 Alpha step (on a held-out batch): a fresh draw by the same policy, not counted (P1 should
 balance the training each op receives, not how often it is judged); the layer output is
 the pair weighted by the softmax of its two alphas, autograd gives the two-path gradient,
-the sparse-momentum SGD moves only the pair's alphas and the ProxylessNAS rescale keeps
-the pair's total probability mass (so no other op's probability changes).
+the sparse optimiser (Adam by default, or momentum SGD) moves only the pair's alphas and
+the ProxylessNAS rescale keeps the pair's total probability mass (so no other op's
+probability changes). Alphas start at priors + alpha_init_std * randn (ProxylessNAS).
 
-Validation network ("favoured"): in each layer the two ops with the largest alphas (ties
-go to the earlier op in the space's order), weighted by the softmax of their two alphas:
-the same kind of network the alpha step trains, with the draw replaced by its mode.
+Validation (`valid_acc`): the network the search would derive now, the argmax-alpha op of
+each layer. The weights were trained on the sum of two unit-scale (BN'd) branches, so the
+one op is given weight 2: the network is the weight step's with both sampled ops equal to
+the argmax op. `valid_acc_sampled`: a fresh P2 pair per validation batch, summed as in the
+weight step, so its mean is over P2's pairs. Ties (exact equal alphas) are broken at random.
 Derivation: argmax alpha per layer (`nasib.policy.derive`). Samples: one op per layer
 from P2, softmax(alpha / lambda).
+
+Per-epoch records: P2 entropy / ln K and largest P2 probability (mean and per layer), and
+the share of layers whose argmax changed since the previous epoch.
 """
 from __future__ import annotations
 
@@ -26,9 +32,11 @@ from torch import Tensor, nn
 from nasib.policy import (
     PolicyConfig,
     Sampler,
-    SparseMomentumSGD,
+    alpha_optimizer,
     alpha_step,
+    argmax_layers,
     derive,
+    p2_stats,
     priors_to_alphas,
     two_path_weights,
 )
@@ -41,15 +49,22 @@ class TwoPathStrategy(Strategy):
     name = "nasib"
     trains_alphas = True
     finish_passes = 0
+    uses_p_explore = True
+    has_sampled_eval = True
 
     def __init__(self, op_names, cfg, device, generator=None):
         super().__init__(op_names, cfg, device, generator)
         self.lam = cfg.lam
-        self.alphas = priors_to_alphas(list(self.op_names), dict(cfg.priors), cfg.layers).to(device)
-        self.alphas.requires_grad_(True)
+        alphas = priors_to_alphas(list(self.op_names), dict(cfg.priors), cfg.layers).to(device)
+        if cfg.alpha_init_std > 0:
+            if generator is None:
+                raise ValueError("the nasib strategy needs a torch.Generator to draw its initial alphas")
+            alphas += cfg.alpha_init_std * torch.randn(alphas.shape, generator=generator, device=device)
+        self.alphas = alphas.requires_grad_(True)
         self.sampler = Sampler(cfg.layers, len(self.op_names), PolicyConfig(lam=cfg.lam, k=cfg.k, paths=2),
                                device)
-        self.optimizer = SparseMomentumSGD(self.alphas, cfg.alpha_lr, cfg.alpha_momentum)
+        self.optimizer = alpha_optimizer(cfg.alpha_optimizer, self.alphas, cfg.alpha_lr, cfg.alpha_momentum)
+        self._last_argmax = self.alphas.detach().argmax(dim=1)  # for argmax_changed
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -83,16 +98,27 @@ class TwoPathStrategy(Strategy):
         self.optimizer.lr = lr
 
     def eval_ops(self, generator: torch.Generator) -> tuple[Ops, Tensor]:
-        """The favoured network: top-2 alphas per layer, weighted by their two-path softmax."""
-        alphas = self.alphas.detach()
-        top2 = torch.argsort(alphas, dim=1, descending=True, stable=True)[:, :2]
-        return top2.tolist(), two_path_weights(alphas, top2)
+        """The network derived now: the argmax op of each layer, weight 2 (the two-branch sum it trained as)."""
+        best = argmax_layers(self.alphas, generator)[:, None]
+        return best.tolist(), torch.full(best.shape, 2.0, device=self.device)
+
+    def sampled_eval_ops(self, generator: torch.Generator) -> tuple[Ops, None]:
+        """A fresh P2 pair per layer (not counted), summed as in the weight step."""
+        return self.sampler.draw(self.alphas, 0.0, generator, count=False).ops.tolist(), None
 
     def epoch_fields(self) -> dict[str, Any]:
-        """p1_fraction, alpha_absmax (non-finite alphas show here) and the mean alpha-step loss."""
+        """p1_fraction, alpha_absmax (non-finite alphas show here), the mean alpha-step loss, P2 sharpness."""
+        p2 = p2_stats(self.alphas, self.lam)
+        argmax = self.alphas.detach().argmax(dim=1)  # a record only: no tie-breaking draw
+        changed = (argmax != self._last_argmax).float().mean()
+        self._last_argmax = argmax
         stats = torch.stack([self._p1 / max(self._draws, 1), self.alphas.detach().abs().max(),
-                             self._alpha_loss / max(self._alpha_steps, 1)]).tolist()
-        fields = {"p1_fraction": stats[0], "alpha_absmax": stats[1]}
+                             self._alpha_loss / max(self._alpha_steps, 1), changed]).tolist()
+        layers = {k: v.tolist() for k, v in p2.items()}
+        fields = {"p1_fraction": stats[0], "alpha_absmax": stats[1],
+                  "p2_entropy": sum(layers["entropy"]) / self.layers, "p2_entropy_layers": layers["entropy"],
+                  "p2_max": sum(layers["max"]) / self.layers, "p2_max_layers": layers["max"],
+                  "argmax_changed": stats[3]}
         if self._alpha_steps:
             fields["alpha_loss"] = stats[2]
         self._reset_counters()
@@ -103,9 +129,10 @@ class TwoPathStrategy(Strategy):
         probs = self.sampler.probs(self.alphas, "p2")
         return torch.multinomial(probs, count, replacement=True, generator=generator).t().tolist()
 
-    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float]) -> list[str]:
+    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float],
+               generator: torch.Generator | None = None) -> list[str]:
         """Argmax alpha per layer (samples and score are not needed)."""
-        return derive(self.alphas.detach(), list(self.op_names))
+        return derive(self.alphas.detach(), list(self.op_names), generator)
 
     def alphas_record(self) -> dict[str, Any]:
         """alphas.json: op names, alphas and weight-step sampling counts per layer."""
@@ -113,9 +140,9 @@ class TwoPathStrategy(Strategy):
                 "freq": self.sampler.freq.cpu().tolist()}
 
     def state_dict(self) -> dict[str, Any]:
-        """Alphas, sampling counts and the alpha optimizer's buffers."""
+        """Alphas, sampling counts, the alpha optimizer's buffers and last epoch's argmax."""
         return {"alphas": self.alphas.detach().cpu().clone(), "sampler": self.sampler.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
+                "optimizer": self.optimizer.state_dict(), "last_argmax": self._last_argmax.cpu().clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore alphas, counts and optimizer in place (the optimizer keeps its alias of the alphas)."""
@@ -123,3 +150,4 @@ class TwoPathStrategy(Strategy):
             self.alphas.copy_(state["alphas"])
         self.sampler.load_state_dict(state["sampler"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self._last_argmax = state["last_argmax"].to(self.device)

@@ -53,7 +53,8 @@ class UniformStrategy(Strategy):
         shape = (count, self.layers)
         return torch.randint(len(self.op_names), shape, generator=generator, device=self.device).tolist()
 
-    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float]) -> list[str]:
+    def derive(self, samples: list[list[int]], score: Callable[[list[int]], float],
+               generator: torch.Generator | None = None) -> list[str]:
         """The sample with the best held-out accuracy under the shared weights."""
         if not samples:
             raise ValueError("the random strategy derives from samples; num_samples must be >= 1")
