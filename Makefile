@@ -19,7 +19,7 @@ RUN       := $(PYTHON) -m experiments run
 CLAIMS    = $(PYTHON) -m analysis.claims $(RESULTS)  # figures/claims.md: every paper claim's verdict
 RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(RESULTS) --data-dir $(DATA) --threads $(THREADS)
 
-.PHONY: install test test-fast demo data fig2 fig3 fig4 fig5 table1 budget-sweep all bench ci-gpu ci-gpu-cuda lint clean
+.PHONY: install test test-fast demo data fig2 fig3 fig4 fig5 table1 budget-sweep all bench planted ci-gpu ci-gpu-cuda lint clean
 
 install: $(VENV)/.installed
 
@@ -80,6 +80,14 @@ all: fig2 fig3 fig4 fig5 table1
 
 bench: $(INSTALL)  ## speed figures on this machine -> results/bench/
 	$(PYTHON) -m benchmarks --device $(DEVICE) --out $(RESULTS)/bench --threads $(THREADS)
+
+# Planted-op check: every search must find the one useful op of a noise-filled space (synthetic data).
+# SEED: comma-separated seeds (each draws its planted ops); PLANTED: one op for every space that has it.
+SEED      ?= 0,1,2
+PLANTED   ?=
+planted: $(INSTALL)  ## planted-op check of every search -> $(RESULTS)/bench/planted.json (~15-25 min on 2 cores)
+	$(PYTHON) -m benchmarks.planted --seed $(SEED) $(if $(PLANTED),--planted $(PLANTED),) \
+	  --device $(DEVICE) --out $(RESULTS)/bench/planted.json
 
 # The GPU check (~10 min on one H100-class GPU): gpu tests, paper-preset speed goals, a ci-scale fig2 + fig5
 # and their analysis, all under $(RESULTS)/ci-gpu. Stops at once without CUDA (CI_GPU_FAKE=1: a CPU dry run).

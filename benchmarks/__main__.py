@@ -75,7 +75,7 @@ def _checkpoints(out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/bench"), show_default=True)
 @click.option("--fidelity", default=None, help="Comma-separated budgets in seconds for the budget-fidelity "
               "runs (default: 30,60 on CPU, 120,300,600 on CUDA; 'none' skips them).")
-@click.option("--only", type=click.Choice(["enas", "nasib", "checkpoint", "fidelity"]), multiple=True,
+@click.option("--only", type=click.Choice(["enas", "nasib", "checkpoint", "fidelity", "planted"]), multiple=True,
               help="Run only these benchmarks (repeatable).")
 @threads_option
 @reports_errors
@@ -87,7 +87,7 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
     budgets = [] if fidelity == "none" else [parse_budget(b) for b in (fidelity or default).split(",")]
     preset = preset or ("paper" if dev.type == "cuda" else "smoke")
     tag = f"{dev.type}-{preset}"
-    todo = set(only) or {"enas", "nasib", "checkpoint", "fidelity"}
+    todo = set(only) or {"enas", "nasib", "checkpoint", "fidelity"}  # planted (minutes): only when asked
     click.echo(f"benchmarks on {dev} at preset {preset} -> {out}")
     if "enas" in todo:
         figs = _enas(str(dev), preset)
@@ -99,6 +99,10 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
         figs = run(str(dev), preset)
         _print_nasib(figs)
         click.echo(f"  wrote {_save(out, f'nasib-{tag}', figs)}")
+    if "planted" in todo:
+        from benchmarks.planted import run as planted
+
+        click.echo(f"  wrote {_save(out, 'planted', planted(0, device=str(dev)))}")
     if "checkpoint" in todo:
         _checkpoints(out)
     if "fidelity" in todo and fidelity != "none":

@@ -1,7 +1,7 @@
 """Candidate operations by name: `conv{i}x{j}`, `sep{i}x{j}`, `avgpool3x3`, `maxpool3x3`, `identity`.
 
 Planted-op checks also use `noise@OP` and `zero@OP` (OP any name above): an op of OP's
-output shape whose output carries no information (fresh standard-normal noise, or zeros)
+output shape whose output carries no information (fresh noise, or zeros)
 and that has no weights, so a space in which every op but one is so replaced has a
 known best op, and every method's network builder handles it unchanged.
 
@@ -82,14 +82,20 @@ class Identity(nn.Module):
 
 
 class Uninformative(nn.Module):
-    """Standard-normal noise (fresh per call, from torch's seeded RNG) or zeros, shaped like the input."""
+    """Noise (fresh per call, from torch's seeded RNG) or zeros, shaped like the input.
+
+    The noise is standard normal per sample and channel and constant over the image: noise
+    that varied per pixel would be averaged away by a global pool and cost a network little.
+    """
 
     def __init__(self, kind: str):
         super().__init__()
         self.kind = kind
 
     def forward(self, x):
-        return torch.randn_like(x) if self.kind == "noise" else torch.zeros_like(x)
+        if self.kind == "zero":
+            return torch.zeros_like(x)
+        return torch.randn(x.shape[0], x.shape[1], 1, 1, dtype=x.dtype, device=x.device).expand_as(x)
 
 
 def _conv(c_in: int, c_out: int, kh: int, kw: int, groups: int = 1) -> nn.Module:

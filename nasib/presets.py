@@ -28,7 +28,7 @@ from nascore.spaces import SPACE_NAMES, get_space, planted_space
 from nasib.budget import check_budget
 from nasib.policy import ALPHA_OPTIMIZERS
 
-ALPHA_LR = 0.05  # default alpha Adam rate: chosen by the planted-op check (README, "NASIB's optimisers")
+ALPHA_LR = 0.02  # default alpha Adam rate: chosen by the planted-op check (README, "NASIB's optimisers")
 # The ENAS macro child's weight recipe, one override away from the paper's (`--weights-recipe enas`).
 ENAS_CHILD = {"lr_max": 0.05, "lr_min": 0.0005, "momentum": 0.9, "nesterov": True}
 WEIGHT_RECIPES = {"paper": {}, "enas": ENAS_CHILD}
@@ -56,7 +56,7 @@ class NasibSearchConfig:
     alpha_lr_min: float | None = None  # None: constant alpha_lr (ProxylessNAS); else cosine down to this
     alpha_momentum: float = 0.0  # Adam beta1 (ProxylessNAS: 0) or SGD momentum (paper-style: 0.9)
     alpha_init_std: float = 1e-3  # alphas (besides priors) start at this * randn, so no tie picks by op order
-    alpha_steps: float | None = None  # alpha steps per weight step; None: one pass of the held-out split an epoch
+    alpha_steps: float | None = None  # alpha steps per weight step; None: the strategy's rule (nasib, darts: 1)
     bn_eval: str = DEFAULT_RULE  # BN statistics at evaluation (nascore.bn): running, batch or recalibrate
     planted: str | None = None  # planted-op check: every other op of the space outputs noise (benchmarks.planted)
     lam: float = 0.1  # P2 temperature lambda: softmax(alpha / lambda); low = exploit

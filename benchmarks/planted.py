@@ -1,0 +1,196 @@
+"""The planted-op check: does each search find the one op that is known to be best?
+
+In a planted space every op of a layer but one (the planted op) is replaced by
+`noise@op`, an op of the same output shape whose output is fresh Gaussian noise
+(`nascore.spaces.planted_space`), so the planted op is the best op of every layer and any
+learning search must derive it. The data are synthetic (class-coloured noisy images,
+learnable in a few steps), so the check needs no dataset and runs in minutes on a 2-core
+CPU. Each row: strategy, space, planted op, seed, `planted_share` (share of layers whose
+derived op is the planted one), `p2_entropy` (NASIB's final P2 entropy / ln K, else
+None), epochs, seconds, and whether the goals are met. `random` is the control: how much
+the best-of-samples selection alone finds. The planted op is drawn from the seed unless
+given, and may be any op of the space.
+
+    python -m benchmarks.planted --seed 0 [--planted OP] [--out results/bench/planted.json]
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+import click
+import torch
+import torch.nn.functional as F
+
+from nascore.data import DeviceLoader, Split, Splits, forever
+from nascore.runtime import seed_everything
+from nascore.spaces import get_space, planted_space
+from nasib.presets import apply_overrides, preset
+from nasib.search import NasibSearch
+
+GOAL_SHARE = 0.75  # a learning search must derive the planted op in at least this share of layers
+GOAL_ENTROPY = 0.5  # and NASIB's final P2 entropy / ln K must be at most this
+ENAS_EPOCHS = 10  # child epochs of the ENAS controller check (31 child steps each)
+ENAS_UPDATES = 20  # controller updates after each child epoch (20 architectures each)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One search of the check: strategy, space, how long, and any setting it needs beyond the defaults."""
+
+    strategy: str  # nasib, random, darts or snas
+    space: str  # narrow or superkernel
+    epochs: int  # epochs of the synthetic task (each: TRAIN // 32 weight steps)
+    overrides: dict = field(default_factory=dict)  # NasibSearchConfig fields beyond the smoke preset
+    train: int = 1000  # synthetic training images
+    valid: int = 200  # synthetic held-out images
+
+
+# Default settings throughout; only the length differs. The 81-op space needs more epochs:
+# each op is drawn about 2/81 of the time while P1 explores, and Adam moves an alpha ~lr per draw.
+CASES = (Case("nasib", "narrow", 6), Case("nasib", "superkernel", 40), Case("darts", "narrow", 6),
+         Case("snas", "narrow", 6), Case("random", "narrow", 6))
+
+
+def coloured_splits(n_train: int, n_valid: int, seed: int) -> Splits:
+    """Class-coloured noisy uint8 images (as `nascore.synthetic`), in memory."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(0, 255, (10, 3, 1, 1), generator=g).float()
+
+    def split(n: int) -> Split:
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = base[y] + 40 * torch.randn(n, 3, 32, 32, generator=g)
+        return Split(x.clamp(0, 255).to(torch.uint8), y)
+
+    train = split(n_train)
+    mean = tuple(train.x.float().mean(dim=(0, 2, 3)).tolist())
+    std = tuple(train.x.float().std(dim=(0, 2, 3)).tolist())
+    return Splits(train, split(n_valid), split(1), mean, std, "synthetic (planted-op check)")
+
+
+def pick_planted(space: str, seed: int, planted: str | None = None) -> str:
+    """The planted op: `planted` when the space has it, else one drawn from the seed."""
+    ops = get_space(space).ops
+    return planted if planted in ops else random.Random(f"{seed}:{space}").choice(ops)
+
+
+def run_case(case: Case, planted: str, seed: int, device: str = "cpu") -> dict:
+    """Run one search of the check to its end; its row of planted.json."""
+    t0 = time.perf_counter()
+    seed_everything(seed, deterministic=False)
+    cfg = apply_overrides(preset("smoke", case.space), {
+        "epochs": case.epochs, "strategy": case.strategy, "planted": planted, **case.overrides,
+        "data": {"train_size": case.train, "valid_size": case.valid}})
+    search = NasibSearch(cfg, coloured_splits(case.train, case.valid, seed), torch.device(device), seed)
+    records = [search.run_epoch(e) for e in range(case.epochs) if not search.done(e)]
+    samples = search.strategy.samples(cfg.num_samples, search.generator)
+    names = search.strategy.derive(samples, lambda arch: search._accuracy([[i] for i in arch]),
+                                   search.generator)
+    share = sum(n == planted for n in names) / len(names)
+    entropy = records[-1].get("p2_entropy")
+    row = {"strategy": case.strategy, "space": case.space, "planted": planted, "seed": seed,
+           "planted_share": share, "p2_entropy": entropy, "epochs": len(records),
+           "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(names and cfg.op_names()),
+           "valid_acc": records[-1]["valid_acc"], "derived": names,
+           "p2_entropy_per_epoch": [r.get("p2_entropy") for r in records]}
+    if case.strategy != "random":
+        row["goal_met"] = share >= GOAL_SHARE and (entropy is None or entropy <= GOAL_ENTROPY)
+    return row
+
+
+def run_enas(planted: str, seed: int, epochs: int = ENAS_EPOCHS, device: str = "cpu") -> dict:
+    """ENAS's extended-space controller on a planted space, through ENAS's public pieces.
+
+    ENAS's search takes a named space only, so the check drives its own parts: the shared
+    child (`SharedChild`, any op list) trained on a sampled architecture per batch, then
+    `ControllerTrainer.update` with each architecture's accuracy on the next held-out batch
+    as reward, as ENAS's epoch does. Derived: the controller's greedy ops.
+    """
+    from enas_ext.child import SharedChild
+    from enas_ext.controller import Controller, ControllerConfig, ControllerTrainer
+    from enas_ext.search import to_lists
+
+    t0, dev = time.perf_counter(), torch.device(device)
+    seed_everything(seed, deterministic=False)
+    ops = planted_space(get_space("extended"), planted).ops
+    splits = coloured_splits(1000, 200, seed)
+    child = SharedChild(ops, layers=6, channels=12).to(dev)
+    sgd = torch.optim.SGD(child.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    trainer = ControllerTrainer(Controller(ControllerConfig(num_layers=6, num_ops=len(ops))).to(dev),
+                                torch.Generator().manual_seed(seed))
+    train = DeviceLoader(splits.train, 32, dev, splits.mean, splits.std)
+    held_out = forever(DeviceLoader(splits.valid, 32, dev, splits.mean, splits.std))
+    for _ in range(epochs):
+        child.train()
+        with torch.no_grad():
+            archs = to_lists(trainer.controller.sample(len(train), trainer.generator))
+        for (x, y), (o, sk) in zip(train, archs, strict=True):
+            sgd.zero_grad()
+            F.cross_entropy(child(x, o, sk), y).backward()
+            sgd.step()
+        child.eval()
+        for _ in range(ENAS_UPDATES):
+            trainer.update(lambda sample: _rewards(child, sample, held_out))
+    names = [ops[i] for i in trainer.controller.greedy()[0]]
+    return {"strategy": "enas", "space": "extended", "planted": planted, "seed": seed,
+            "planted_share": sum(n == planted for n in names) / len(names), "p2_entropy": None,
+            "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(ops),
+            "derived": names}
+
+
+@torch.no_grad()
+def _rewards(child: torch.nn.Module, sample, held_out) -> torch.Tensor:
+    """Each sampled architecture's accuracy on its own next held-out batch (ENAS's reward)."""
+    from enas_ext.search import to_lists
+
+    accs = []
+    for ops, skips in to_lists(sample):
+        x, y = next(held_out)
+        accs.append((child(x, ops, skips).argmax(1) == y).float().mean())
+    return torch.stack(accs)
+
+
+def run(seed: int = 0, planted: str | None = None, cases: tuple[Case, ...] = CASES,
+        device: str = "cpu", enas: bool = True) -> list[dict]:
+    """Every case of the check with one seed; prints a line per search."""
+    rows = []
+    for case in cases:
+        row = run_case(case, pick_planted(case.space, seed, planted), seed, device)
+        ent = "-" if row["p2_entropy"] is None else f"{row['p2_entropy']:.3f}"
+        click.echo(f"  {row['strategy']:6s} {row['space']:11s} planted {row['planted']:10s} seed {seed}: "
+                   f"share {row['planted_share']:.2f}, P2 entropy {ent}, {row['epochs']} epochs, "
+                   f"{row['seconds']:.0f}s, goal {row.get('goal_met', 'control')}")
+        rows.append(row)
+    if enas:
+        row = run_enas(pick_planted("extended", seed, planted), seed, device=device)
+        row["goal_met"] = row["planted_share"] >= GOAL_SHARE
+        click.echo(f"  enas   extended    planted {row['planted']:10s} seed {seed}: share "
+                   f"{row['planted_share']:.2f}, {row['epochs']} epochs, {row['seconds']:.0f}s, "
+                   f"goal {row['goal_met']}")
+        rows.append(row)
+    return rows
+
+
+@click.command()
+@click.option("--seed", "seeds", default="0", show_default=True, help="Seed(s), comma-separated.")
+@click.option("--planted", default=None, help="The planted op (default: drawn from the seed per space).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", default="results/bench/planted.json", show_default=True)
+def main(seeds: str, planted: str | None, device: str, out: str) -> None:
+    """Run the planted-op check and write its rows."""
+    from pathlib import Path
+
+    from benchmarks.__main__ import _save
+
+    rows = [r for s in seeds.split(",") for r in run(int(s), planted, device=device)]
+    path = Path(out)
+    click.echo(f"  wrote {_save(path.parent, path.stem, rows)}")
+    failed = [r for r in rows if r.get("goal_met") is False]
+    if failed:
+        raise SystemExit(f"goal missed by {len(failed)} search(es): "
+                         + ", ".join(f"{r['strategy']}/{r['space']}/{r['planted']}" for r in failed))
+
+
+if __name__ == "__main__":
+    main()
