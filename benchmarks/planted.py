@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from nascore.data import DeviceLoader, Split, Splits, forever
-from nascore.runtime import seed_everything
+from nascore.runtime import resolve_device, seed_everything
 from nascore.spaces import get_space, planted_space
 from nasib.presets import apply_overrides, preset
 from nasib.search import NasibSearch
@@ -91,7 +91,7 @@ def run_case(case: Case, planted: str, seed: int, device: str = "cpu") -> dict:
     entropy = records[-1].get("p2_entropy")
     row = {"strategy": case.strategy, "space": case.space, "planted": planted, "seed": seed,
            "planted_share": share, "p2_entropy": entropy, "epochs": len(records),
-           "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(names and cfg.op_names()),
+           "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(cfg.op_names()),
            "valid_acc": records[-1]["valid_acc"], "derived": names,
            "p2_entropy_per_epoch": [r.get("p2_entropy") for r in records]}
     if case.strategy != "random":
@@ -183,7 +183,8 @@ def main(seeds: str, planted: str | None, device: str, out: str) -> None:
 
     from benchmarks.__main__ import _save
 
-    rows = [r for s in seeds.split(",") for r in run(int(s), planted, device=device)]
+    dev = str(resolve_device(device))
+    rows = [r for s in seeds.split(",") for r in run(int(s), planted, device=dev)]
     path = Path(out)
     click.echo(f"  wrote {_save(path.parent, path.stem, rows)}")
     failed = [r for r in rows if r.get("goal_met") is False]
