@@ -77,18 +77,34 @@ def _search_overrides(**options) -> dict:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--strategy", type=click.Choice(_STRATEGIES), default=None,
               help="nasib (default), random, or darts / snas (narrow spaces only).")
+@click.option("--alpha-optimizer", type=click.Choice(["adam", "sgd"]), default=None,
+              help="NASIB's alpha optimiser: adam (ProxylessNAS, default) or sgd (momentum).")
+@click.option("--alpha-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Alpha learning rate. [default: 0.02]")
+@click.option("--alpha-momentum", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Adam beta1 or SGD momentum of the alphas. [default: 0]")
+@click.option("--alpha-steps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Alpha steps per weight step. [default: the strategy's rule, 1 for nasib and darts]")
+@click.option("--bn-eval", default=None,
+              help="BN statistics at evaluation: running, batch or recalibrate. [default: nascore.bn's]")
+@click.option("--weights-recipe", type=click.Choice(["paper", "enas"]), default="paper", show_default=True,
+              help="Supernet weights: the paper's SGD 0.9, cosine from 0.01; or ENAS's child (Nesterov, 0.05).")
 @common_options
 @reports_errors
 def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, channels, batch_size,
-           strategy, out, seed, device, data_dir, download, deterministic, force, train_size, valid_size,
-           test_size):
+           strategy, alpha_optimizer, alpha_lr, alpha_momentum, alpha_steps, bn_eval, weights_recipe, out, seed,
+           device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture within a wall-clock budget (or for a fixed number of epochs)."""
     from nasib.search import search_trial
 
     if budget is not None and epochs is not None:
         raise click.UsageError("give either --budget or --epochs, not both")
+    from nasib.presets import WEIGHT_RECIPES
+
     over = _search_overrides(budget=budget, epochs=epochs, priors=priors, lam=lam, k=k, m=m, K=sep_above,
-                             layers=layers, channels=channels, batch_size=batch_size, strategy=strategy)
+                             layers=layers, channels=channels, batch_size=batch_size, strategy=strategy,
+                             alpha_optimizer=alpha_optimizer, alpha_lr=alpha_lr, alpha_momentum=alpha_momentum,
+                             alpha_steps=alpha_steps, bn_eval=bn_eval, **WEIGHT_RECIPES[weights_recipe])
     sizes = {"train_size": train_size, "valid_size": valid_size, "test_size": test_size}
     if any(v is not None for v in sizes.values()):
         over["data"] = {key: val for key, val in sizes.items() if val is not None}

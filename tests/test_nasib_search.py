@@ -20,7 +20,8 @@ from nasib.strategies import get_strategy
 CPU = torch.device("cpu")
 SMALL = {"valid_size": 100, "train_size": 160}  # 5 weight steps and 3 alpha steps per epoch
 NASIB_KEYS = {"epoch", "epoch_s", "wall_s", "train_loss", "train_acc", "valid_acc", "lr", "p_explore",
-              "p1_fraction", "budget_used_s", "planned_epochs", "alpha_lr", "alpha_absmax"}
+              "p1_fraction", "budget_used_s", "planned_epochs", "alpha_lr", "alpha_absmax", "valid_acc_sampled",
+              "p2_entropy", "p2_entropy_layers", "p2_max", "p2_max_layers", "argmax_changed"}
 
 
 def _spec(tmp_path, data_root, name="trial", **kw) -> RunSpec:
@@ -59,7 +60,7 @@ def test_fixed_epochs_search_writes_every_record(tmp_path, tiny_data):
 
 
 def test_budgeted_search_ends_inside_its_budget(tmp_path, tiny_data):
-    budget = 10.0
+    budget = 20.0  # superkernel smoke: one alpha step per weight step and two validation passes an epoch
     t0 = time.perf_counter()
     result = search_trial(_spec(tmp_path, tiny_data), "superkernel", "smoke",
                           {"budget": f"{budget:g}s", "data": SMALL})
@@ -223,3 +224,54 @@ def test_cli_plan_prints_epochs_beta_and_schedule():
     as_json = CliRunner().invoke(cli, args + ["--json"])
     plan = json.loads(as_json.output)
     assert plan["n"] >= 1 and plan["schedule"][0] == 1.0 and plan["schedule"][-1] == pytest.approx(0.1)
+
+
+def test_p2_records_are_consistent_per_layer(tmp_path, tiny_data):
+    search_trial(_spec(tmp_path, tiny_data), "narrow", "smoke", {"epochs": 2, "data": SMALL})
+    epochs = [json.loads(line) for line in (tmp_path / "trial" / "epochs.jsonl").read_text().splitlines()]
+    alphas = torch.tensor(_read(tmp_path / "trial" / "alphas.json")["alphas"])
+    last = epochs[-1]
+    probs = torch.softmax(alphas / 0.1, dim=1)  # the smoke preset's lambda
+    entropy = -(probs * probs.log()).sum(1) / torch.log(torch.tensor(7.0))
+    assert last["p2_entropy_layers"] == pytest.approx(entropy.tolist(), abs=1e-5)
+    assert last["p2_max_layers"] == pytest.approx(probs.max(1).values.tolist(), abs=1e-5)
+    assert last["p2_entropy"] == pytest.approx(entropy.mean().item(), abs=1e-5)
+    assert all(0.0 <= e["argmax_changed"] <= 1.0 and 0.0 <= e["valid_acc_sampled"] <= 1.0 for e in epochs)
+
+
+def test_valid_acc_measures_the_argmax_network_at_twice_the_weight():
+    cfg = apply_overrides(preset("smoke", "narrow"), {"epochs": 1})
+    search = NasibSearch(cfg, synthetic_splits(64, 64), CPU, seed=0)
+    with torch.no_grad():
+        search.strategy.alphas[:, 3] += 1.0
+    ops, weights = search.strategy.eval_ops(search.generator)
+    assert ops == [[3]] * cfg.layers and torch.equal(weights, torch.full((cfg.layers, 1), 2.0))
+
+
+def test_argmax_ties_are_not_broken_by_op_order():
+    from nasib.policy import argmax_layers
+
+    picks = {tuple(argmax_layers(torch.zeros(4, 7), torch.Generator().manual_seed(s)).tolist()) for s in range(5)}
+    assert len(picks) > 1  # all-equal alphas: a random op, not always op 0
+
+
+@pytest.mark.parametrize("rate,expected", [(None, 5), (2.0, 10), (0.4, 2)])
+def test_alpha_steps_per_weight_step(tiny_data, rate, expected):
+    cfg = _cfg(tiny_data, epochs=1, alpha_steps=rate)  # 5 weight steps an epoch
+    search = NasibSearch(cfg, load_splits(cfg.data), CPU, seed=0)
+    search.done(0)
+    search.run_epoch(0)
+    assert search.strategy.optimizer.t.sum().item() == expected * 2 * cfg.layers  # pairs x layers
+
+
+@pytest.mark.parametrize("rule", ["running", "batch", "recalibrate"])
+def test_every_bn_rule_evaluates_and_leaves_training_state_alone(tiny_data, rule):
+    cfg = _cfg(tiny_data, epochs=1, bn_eval=rule)
+    search = NasibSearch(cfg, load_splits(cfg.data), CPU, seed=0)
+    search.done(0)
+    rec = search.run_epoch(0)
+    before = copy.deepcopy(search.model.state_dict())
+    acc = search._accuracy([[0]] * cfg.layers)
+    assert 0.0 <= rec["valid_acc"] <= 1.0 and 0.0 <= acc <= 1.0 and search.model.training
+    for key, value in before.items():
+        assert torch.equal(value, search.model.state_dict()[key]), key

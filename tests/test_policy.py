@@ -234,3 +234,23 @@ def test_derive_takes_argmax() -> None:
     assert derive(alphas, NAMES) == ["conv5x5", "conv3x3", "maxpool3x3"]
     with pytest.raises(ValueError, match="op names"):
         derive(alphas, NAMES[:3])
+
+
+def test_sparse_adam_moves_only_the_sampled_pair_by_about_lr():
+    from nasib.policy import SparseAdam
+
+    alphas = torch.zeros(2, 5, requires_grad=True)
+    opt = SparseAdam(alphas, lr=0.1)
+    ops = torch.tensor([[0, 3], [1, 2]])
+    alphas.grad = torch.full((2, 5), 1e-4)  # tiny gradient: Adam still steps by ~lr, against it
+    for col in (0, 3):
+        alphas.grad[0, col] = -1e-4 if col == 0 else 1e-4
+    opt.step(ops)
+    moved = alphas.detach()
+    assert moved[0, 0].item() == pytest.approx(0.1, rel=1e-3) and moved[0, 3].item() == pytest.approx(-0.1, rel=1e-3)
+    assert moved[0, [1, 2, 4]].abs().sum() == 0 and moved[1, [0, 3, 4]].abs().sum() == 0
+    assert opt.t.sum().item() == 4
+    state = opt.state_dict()
+    again = SparseAdam(torch.zeros(2, 5, requires_grad=True))
+    again.load_state_dict(state)
+    assert torch.equal(again.v, opt.v) and again.lr == 0.1
