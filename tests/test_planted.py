@@ -39,7 +39,8 @@ def _planted_mass(strategy: str, planted: str, epochs: int, **over) -> tuple[flo
 
 
 # Gains after 3 tiny epochs (90 weight steps) measured over 3 planted ops x 2 seeds: nasib (lr 0.05)
-# 0.06-0.23 (at the default 0.02: 0.017 for sep3x3), darts 0.0032-0.0042 (Adam 3e-4), snas 0.0012-0.0022 (single level, Gumbel noise).
+# 0.06-0.23 (at the default 0.02: 0.017 for sep3x3), darts 0.0032-0.0042 (Adam 3e-4),
+# snas 0.0012-0.0022 (single level, Gumbel noise).
 # A flipped step loses mass, a zeroed one keeps it: either fails these floors.
 MIN_GAIN = {"nasib": 0.005, "darts": 0.001, "snas": 0.0005}
 
