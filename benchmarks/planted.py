@@ -15,15 +15,18 @@ given, and may be any op of the space.
 """
 from __future__ import annotations
 
+import platform
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 import torch
 import torch.nn.functional as F
 
 from nascore.data import DeviceLoader, Split, Splits, forever
+from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device, seed_everything
 from nascore.spaces import get_space, planted_space
 from nasib.presets import apply_overrides, preset
@@ -180,14 +183,13 @@ def run(seed: int = 0, planted: str | None = None, cases: tuple[Case, ...] = CAS
 @click.option("--out", default="results/bench/planted.json", show_default=True)
 def main(seeds: str, planted: str | None, device: str, out: str) -> None:
     """Run the planted-op check and write its rows."""
-    from pathlib import Path
-
-    from benchmarks.__main__ import _save
-
     dev = str(resolve_device(device))
     rows = [r for s in seeds.split(",") for r in run(int(s), planted, device=dev)]
     path = Path(out)
-    click.echo(f"  wrote {_save(path.parent, path.stem, rows)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(),
+                             "cpu": platform.processor() or platform.machine(), "figures": rows})
+    click.echo(f"  wrote {path}")
     failed = [r for r in rows if r.get("goal_met") is False]
     if failed:
         raise SystemExit(f"goal missed by {len(failed)} search(es): "
