@@ -85,9 +85,9 @@ bench: $(INSTALL)  ## speed figures on this machine -> results/bench/
 # SEED: comma-separated seeds (each draws its planted ops); PLANTED: one op for every space that has it.
 SEED      ?= 0,1,2
 PLANTED   ?=
-planted: $(INSTALL)  ## planted-op check of every search -> $(RESULTS)/bench/planted.json (~15-25 min on 2 cores)
+planted: $(INSTALL)  ## planted-op check of every search -> $(RESULTS)/bench/planted.json (~12 min on 2 cores)
 	$(PYTHON) -m benchmarks.planted --seed $(SEED) $(if $(PLANTED),--planted $(PLANTED),) \
-	  --device $(DEVICE) --out $(RESULTS)/bench/planted.json
+	  --device $(DEVICE) --threads $(THREADS) --out $(RESULTS)/bench/planted.json
 
 # The GPU check (~10 min on one H100-class GPU): gpu tests, paper-preset speed goals, a ci-scale fig2 + fig5
 # and their analysis, all under $(RESULTS)/ci-gpu. Stops at once without CUDA (CI_GPU_FAKE=1: a CPU dry run).

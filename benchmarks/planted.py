@@ -25,6 +25,7 @@ import click
 import torch
 import torch.nn.functional as F
 
+from nascore.cli import threads_option
 from nascore.data import DeviceLoader, Split, Splits, forever
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device, seed_everything
@@ -181,6 +182,7 @@ def run(seed: int = 0, planted: str | None = None, cases: tuple[Case, ...] = CAS
 @click.option("--planted", default=None, help="The planted op (default: drawn from the seed per space).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", default="results/bench/planted.json", show_default=True)
+@threads_option
 def main(seeds: str, planted: str | None, device: str, out: str) -> None:
     """Run the planted-op check and write its rows."""
     dev = str(resolve_device(device))
