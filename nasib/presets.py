@@ -48,6 +48,10 @@ class NasibSearchConfig:
     lr_min: float = 0.0  # weight SGD learning rate at the end of the planned epochs
     momentum: float = 0.9  # weight SGD momentum (the paper's 0.9)
     nesterov: bool = False  # Nesterov momentum (ENAS's child uses it; the paper says plain momentum)
+    # cuDNN autotuning of every (kernel shape, batch shape) pair on first use. Off by default: the
+    # 81-op space meets hundreds of pairs, each tuned the first time it runs, which a budgeted
+    # search pays for and which inflated the timing run's epoch estimate on an H200 (README).
+    cudnn_autotune: bool = False
     weight_decay: float = 5e-4  # L2 weight decay on the supernet weights
     grad_clip: float = 5.0  # max global gradient norm of a weight step
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # weight-step augmentation (pad-crop, flip)

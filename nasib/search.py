@@ -70,6 +70,7 @@ class NasibSearch:
                  clock: Callable[[], float] = time.monotonic, used_s: float = 0.0):
         self.cfg, self.device, self.clock = cfg, device, clock
         self.op_names = cfg.op_names()
+        torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark and cfg.cudnn_autotune
         self.model = Supernet(self.op_names, cfg.channels, cfg.layers).to(device)
         self.params = list(self.model.parameters())  # cached: walking ~1000 modules per step is slow
         self.optimizer = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum,

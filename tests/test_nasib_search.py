@@ -275,3 +275,15 @@ def test_every_bn_rule_evaluates_and_leaves_training_state_alone(tiny_data, rule
     assert 0.0 <= rec["valid_acc"] <= 1.0 and 0.0 <= acc <= 1.0 and search.model.training
     for key, value in before.items():
         assert torch.equal(value, search.model.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("autotune", [False, True])
+def test_cudnn_autotuning_follows_the_config(autotune):
+    cfg = apply_overrides(preset("smoke", "narrow"), {"epochs": 1, "cudnn_autotune": autotune})
+    saved = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = True  # what a --fast run's seed_everything sets
+        NasibSearch(cfg, synthetic_splits(64, 64), torch.device("cpu"), 0)
+        assert torch.backends.cudnn.benchmark is autotune
+    finally:
+        torch.backends.cudnn.benchmark = saved
