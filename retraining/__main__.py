@@ -19,16 +19,19 @@ from nascore.names import SCALE_HELP, SCALES, VERSION
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Network width (default: arch.json's).")
+@click.option("--recipe", type=click.Choice(["auto", "paper", "enas"]), default="auto", show_default=True,
+              help="Weights' recipe: paper (SGD 0.9, cosine from 0.01), enas (Nesterov, 0.05 -> 0.001), "
+                   "auto (NASIB architectures: paper; ENAS: enas).")
 @common_options
 @reports_errors
-def cli(arch, preset, epochs, batch_size, channels, out, seed, device, data_dir, download, deterministic,
+def cli(arch, preset, epochs, batch_size, channels, recipe, out, seed, device, data_dir, download, deterministic,
             force, train_size, valid_size, test_size):
     """Retrain ARCH (an arch.json) from scratch; reports test accuracy and parameters."""
     from retraining.train import retrain_trial
 
     data = data_config(DataConfig(), data_dir, download, train_size, valid_size, test_size)
-    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "channels": channels}.items()
-                 if v is not None}
+    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "channels": channels,
+                                   "recipe": recipe}.items() if v is not None}
     if any(v is not None for v in (train_size, valid_size, test_size)):
         overrides["data"] = {k: v for k, v in {"train_size": train_size, "test_size": test_size,
                                                  "valid_size": valid_size}.items() if v is not None}

@@ -28,7 +28,7 @@ from nascore.records import Trial
 from nascore.runtime import resolve_device, seed_everything
 from nascore.schedules import cosine
 from nascore.trial import open_trial, trial_meta
-from retraining.registry import build_fixed
+from retraining.registry import build_fixed, family_of
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,14 @@ class RetrainConfig:
     epochs: int = 310  # training epochs (ENAS final training: 310)
     batch_size: int = 128  # images per step
     channels: int | None = None  # network width; None keeps the width stored in arch.json
-    lr_max: float = 0.05  # cosine learning rate starts here
-    lr_min: float = 0.001  # ... and ends here (ENAS final: 0.001)
-    momentum: float = 0.9  # SGD Nesterov momentum
+    # The weights' recipe: "paper" (NASIB's sentence: SGD momentum 0.9, cosine from 0.01, "unchanged
+    # for the training of the final compact architecture"), "enas" (ENAS's final training: Nesterov,
+    # cosine 0.05 -> 0.001) or "auto" (by the architecture's family: NASIB -> paper, ENAS -> enas).
+    recipe: str = "auto"
+    lr_max: float | None = None  # cosine learning rate starts here (None: the recipe's)
+    lr_min: float | None = None  # ... and ends here (None: the recipe's)
+    nesterov: bool | None = None  # Nesterov momentum (None: the recipe's)
+    momentum: float = 0.9  # SGD momentum (both recipes)
     weight_decay: float = 5e-4  # L2 as decoupled-from-nothing SGD weight decay
     grad_clip: float = 5.0  # gradient-norm clipping (the paper lists clipping; ENAS intended 5)
     cutout: int = 16  # cutout square side (0 disables)
@@ -51,9 +56,23 @@ class RetrainConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size", "lr_max"):
             positive(name, getattr(self, name))
+        if self.recipe not in ("auto", *RECIPES):
+            raise ConfigError(f"unknown recipe {self.recipe!r}; valid: auto, {', '.join(RECIPES)}")
         positive("channels", self.channels)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+RECIPES = {"paper": {"lr_max": 0.01, "lr_min": 0.0, "nesterov": False},  # NASIB's weights recipe
+           "enas": {"lr_max": 0.05, "lr_min": 0.001, "nesterov": True}}  # ENAS's final training
+FAMILY_RECIPE = {"nasib": "paper", "enas": "enas"}  # what "auto" means for each architecture family
+
+
+def resolve_recipe(cfg: RetrainConfig, arch: dict) -> RetrainConfig:
+    """The config with its recipe named and every learning-rate setting it left open filled in."""
+    name = FAMILY_RECIPE.get(family_of(arch), "paper") if cfg.recipe == "auto" else cfg.recipe
+    chosen = {k: v for k, v in RECIPES[name].items() if getattr(cfg, k) is None}
+    return dataclasses.replace(cfg, recipe=name, **chosen)
 
 
 PRESETS = {
@@ -139,7 +158,7 @@ class Retrain:
         self.source = source or {}  # which search trial the architecture came from, for result.json
         self.train = DeviceLoader(train, cfg.batch_size, device, mean, std, AugmentConfig(cutout=cfg.cutout))
         self.test = DeviceLoader(test, 500, device, mean, std, None, shuffle=False, drop_last=False)
-        self.opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_max, momentum=cfg.momentum, nesterov=True,
+        self.opt = torch.optim.SGD(net.parameters(), lr=cfg.lr_max, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                    weight_decay=cfg.weight_decay)
         self.last_test_acc = float("nan")
 
@@ -214,6 +233,7 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
     base["data"].update(data_dir=spec.data.data_dir, download=spec.data.download)
     cfg = from_dict(RetrainConfig, deep_merge(base, overrides), "retrain overrides")
     arch = load_arch(arch_path)
+    cfg = resolve_recipe(cfg, arch)
     trial = open_trial(spec.out, spec.force)
     if trial is None:
         return None

@@ -56,3 +56,20 @@ def test_bad_architecture_is_one_line(tmp_path, tiny_data):
     bad = dict(NASIB_ARCH, ops=["conv3x3", "conv0x3", "identity", "identity"])
     res, _ = retrain(tmp_path / "b", tiny_data, bad)
     assert res.exit_code == 2 and "conv0x3" in res.output
+
+
+@pytest.mark.parametrize("arch, recipe, lr", [(NASIB_ARCH, "paper", 0.01), (ENAS_ARCH, "enas", 0.05)])
+def test_each_family_retrains_with_its_own_recipe(tmp_path, tiny_data, arch, recipe, lr):
+    res, out = retrain(tmp_path, tiny_data, arch, "--epochs", "1")
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert (cfg["recipe"], cfg["lr_max"]) == (recipe, lr)
+    assert cfg["nesterov"] is (recipe == "enas")
+    assert json.loads((out / "epochs.jsonl").read_text().splitlines()[0])["lr"] == pytest.approx(lr)
+
+
+def test_recipe_is_one_option_away(tmp_path, tiny_data):
+    res, out = retrain(tmp_path, tiny_data, NASIB_ARCH, "--epochs", "1", "--recipe", "enas")
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert (cfg["recipe"], cfg["lr_max"], cfg["lr_min"]) == ("enas", 0.05, 0.001)
