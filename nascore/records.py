@@ -116,7 +116,8 @@ def _cpu_name() -> str:
 
 def _code_state() -> dict:
     """Commit and dirty flag of the kit's checkout, read now."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # Records under results/ are what runs write, not code that runs: they never make a tree dirty.
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
 
 
