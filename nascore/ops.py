@@ -3,7 +3,9 @@
 Planted-op checks also use `noise@OP` and `zero@OP` (OP any name above): an op of OP's
 output shape whose output carries no information (fresh noise, or zeros)
 and that has no weights, so a space in which every op but one is so replaced has a
-known best op, and every method's network builder handles it unchanged.
+known best op, and every method's network builder handles it unchanged. `skip@OP` is
+the mild form: it passes its input through unchanged (useless, not harmful), for networks
+without a residual path, where one noise layer would erase the signal of all the others.
 
 Every op maps C channels to C channels at stride 1 and keeps the spatial size ("same"
 output). For even kernel sides the extra padding row/column goes on the bottom/right,
@@ -33,7 +35,7 @@ class OpSpec:
     """The parsed form of an op name."""
 
     name: str  # the canonical name, e.g. "sep5x3" or "noise@sep5x3"
-    kind: str  # "conv", "sep", "avgpool", "maxpool", "identity", or "noise" / "zero" (uninformative)
+    kind: str  # "conv", "sep", "avgpool", "maxpool", "identity", "noise" / "zero" (uninformative), "skip"
     kh: int  # kernel height (1 for identity)
     kw: int  # kernel width (1 for identity)
 
@@ -44,14 +46,15 @@ class OpSpec:
 
 
 UNINFORMATIVE = ("noise", "zero")  # prefixes of `KIND@OP` names: OP's shape, no information
+PLANTED_KINDS = UNINFORMATIVE + ("skip",)  # every `KIND@OP` prefix; skip@OP passes x through, learns nothing
 
 
 def parse_op(name: str) -> OpSpec:
     """Parse an op name, failing with the accepted forms."""
     kind, at, inner = name.partition("@") if isinstance(name, str) else ("", "", "")
-    if at and kind in UNINFORMATIVE:
+    if at and kind in PLANTED_KINDS:
         spec = parse_op(inner)
-        if spec.kind in UNINFORMATIVE:
+        if spec.kind in PLANTED_KINDS:
             raise UnknownOpError(f"unknown op {name!r}: {kind}@ takes a plain op, not {inner!r}")
         return OpSpec(name, kind, spec.kh, spec.kw)
     if name in ("avgpool3x3", "maxpool3x3"):
@@ -62,7 +65,7 @@ def parse_op(name: str) -> OpSpec:
     if m is None:
         raise UnknownOpError(
             f"unknown op {name!r}; valid: conv{{i}}x{{j}} or sep{{i}}x{{j}} with 1 <= i, j <= 99 "
-            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}, or noise@OP / zero@OP"
+            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}, or noise@OP / zero@OP / skip@OP"
         )
     return OpSpec(name, m.group(1), int(m.group(2)), int(m.group(3)))
 
@@ -110,7 +113,7 @@ def _conv(c_in: int, c_out: int, kh: int, kw: int, groups: int = 1) -> nn.Module
 def build_op(name: str, channels: int) -> nn.Module:
     """Build the bare op `name` for `channels` channels (stride 1, same size)."""
     spec = parse_op(name)
-    if spec.kind == "identity":
+    if spec.kind in ("identity", "skip"):
         return Identity()
     if spec.kind in UNINFORMATIVE:
         return Uninformative(spec.kind)

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from enas_ext.controller import Controller, ControllerConfig, ControllerTrainer
+from nascore.ops import UnknownOpError, build_op, count_params, parse_op
+from nascore.spaces import get_space, planted_space
 
 LAYERS, OPS = 4, 6
 
@@ -35,3 +37,14 @@ def test_controller_moves_probability_onto_the_planted_op(planted):
         trainer.update(lambda sample: (sample.ops == planted).float().mean(dim=1))
     after = _planted_share(controller, planted)
     assert after > before + 0.15, (before, after)
+
+
+def test_skip_op_passes_its_input_through_and_learns_nothing():
+    """`skip@OP` (the ENAS case's useless op): identity output, no weights, OP's name kept."""
+    x = torch.randn(2, 4, 8, 8)
+    op = build_op("skip@conv5x1", 4)
+    assert torch.equal(op(x), x) and count_params(op) == 0 and not parse_op("skip@sep3x3").has_weights
+    space = planted_space(get_space("extended"), "conv1x5", "skip")
+    assert [o for o in space.ops if "@" not in o] == ["conv1x5"] and "skip@conv3x3" in space.ops
+    with pytest.raises(UnknownOpError, match="takes a plain op"):
+        parse_op("skip@noise@conv3x3")
