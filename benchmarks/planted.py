@@ -11,6 +11,14 @@ None), epochs, seconds, and whether the goals are met. `random` is the control: 
 the best-of-samples selection alone finds. The planted op is drawn from the seed unless
 given, and may be any op of the space.
 
+The ENAS row keeps `noise@`, and misses: ENAS's macro layer has no residual path, so one
+noise layer erases the signal and the reward rises only when nearly every layer holds the
+planted op. `skip@` (identity: useless, not harmful) was measured as the alternative and
+rejected: on grating images (class = orientation, so convs should matter) a child trained
+under uniform sampling scored no better (or worse, or only noisily better) with more planted layers: each
+conv is trained in a small share of the steps and does not beat the identity, so the planted op was not
+the best op there (README, "NASIB's optimisers and the planted-op check").
+
     python -m benchmarks.planted --seed 0 [--planted OP] [--out results/bench/planted.json]
 """
 from __future__ import annotations
@@ -126,6 +134,7 @@ def run_enas(planted: str, seed: int, epochs: int = ENAS_EPOCHS, device: str = "
                                 torch.Generator().manual_seed(seed))
     train = DeviceLoader(splits.train, 32, dev, splits.mean, splits.std)
     held_out = forever(DeviceLoader(splits.valid, 32, dev, splits.mean, splits.std))
+    per_epoch = []  # planted layers in the controller's greedy architecture after each epoch
     for _ in range(epochs):
         child.train()
         with torch.no_grad():
@@ -137,11 +146,12 @@ def run_enas(planted: str, seed: int, epochs: int = ENAS_EPOCHS, device: str = "
         child.eval()
         for _ in range(ENAS_UPDATES):
             trainer.update(lambda sample: _rewards(child, sample, held_out))
+        per_epoch.append(sum(ops[i] == planted for i in trainer.controller.greedy()[0]))
     names = [ops[i] for i in trainer.controller.greedy()[0]]
     return {"strategy": "enas", "space": "extended", "planted": planted, "seed": seed,
             "planted_share": sum(n == planted for n in names) / len(names), "p2_entropy": None,
             "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(ops),
-            "derived": names}
+            "derived": names, "planted_layers_per_epoch": per_epoch}
 
 
 @torch.no_grad()
