@@ -12,12 +12,13 @@ the best-of-samples selection alone finds. The planted op is drawn from the seed
 given, and may be any op of the space.
 
 The ENAS row keeps `noise@`, and misses: ENAS's macro layer has no residual path, so one
-noise layer erases the signal and the reward rises only when nearly every layer holds the
-planted op. `skip@` (identity: useless, not harmful) was measured as the alternative and
-rejected: on grating images (class = orientation, so convs should matter) a child trained
-under uniform sampling scored no better (or worse, or only noisily better) with more planted layers: each
-conv is trained in a small share of the steps and does not beat the identity, so the planted op was not
-the best op there (README, "NASIB's optimisers and the planted-op check").
+noise layer erases the signal and the reward rises only when nearly every layer holds
+the planted op. `skip@` (identity: useless, not harmful) was measured as the alternative
+and rejected: on grating images (class = orientation, so convs should matter) a child
+trained under uniform sampling scored no better (or worse, or only noisily better) with
+more planted layers: each conv is trained in a small share of the steps and does not
+beat the identity, so the planted op was not the best op there (README, "NASIB's
+optimisers and the planted-op check").
 
     python -m benchmarks.planted --seed 0 [--planted OP] [--out results/bench/planted.json]
 """
