@@ -25,7 +25,7 @@ def test_fig2_and_fig5_define_a_ci_scale_with_its_own_sizes(tmp_path):
     assert all(p.preset == "quick" and p.overrides["epochs"] == 2 for p in fig2)
     assert all(p.overrides["data"] == {"train_size": 5000} for p in fig2)
     fig5 = expand(load_config("fig5"), "ci", tmp_path)
-    assert [p.budget for p in fig5] == ["30s", "60s"] and all(p.overrides["budget"] == p.budget for p in fig5)
+    assert [p.budget for p in fig5] == ["45s", "90s"] and all(p.overrides["budget"] == p.budget for p in fig5)
     assert fig5[0].overrides["data"] == {"train_size": 10000}
 
 
