@@ -12,12 +12,10 @@ from pathlib import Path
 
 import torch
 
-from enas_ext.presets import EnasSearchConfig
-from enas_ext.search import EnasSearch, sampling_generator, to_lists
+from enas_ext.search import EnasSearch, checkpointed_search, sampling_generator, to_lists
 from nascore.bn import BN_RULES, bn_eval
-from nascore.config import from_dict
 from nascore.data import load_splits
-from nascore.records import RecordError, Trial, read_json
+from nascore.records import Trial
 from nascore.runtime import resolve_device, seed_everything
 
 PROBE_FILE = "bn_rules.json"
@@ -25,13 +23,7 @@ PROBE_FILE = "bn_rules.json"
 
 def _searcher(trial: Trial, device: torch.device, seed: int) -> EnasSearch:
     """The trial's searcher with its checkpointed child and controller restored."""
-    conf = read_json(trial.file("config.json"), need_format=True)
-    if conf.get("method") != "enas":
-        raise RecordError(f"{trial.file('config.json')}: method {conf.get('method')!r} is not an ENAS search")
-    cfg = from_dict(EnasSearchConfig, conf["config"], f"{trial.file('config.json')} config")
-    state = trial.load_checkpoint()
-    if state is None:
-        raise RecordError(f"{trial.path}: no checkpoint.pt; run the search (at least one epoch) first")
+    cfg, state = checkpointed_search(trial)
     seed_everything(seed, True)
     searcher = EnasSearch(cfg, load_splits(cfg.data), device, seed)
     searcher.load_state_dict(state["searcher"])

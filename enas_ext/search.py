@@ -269,9 +269,8 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
         raise
 
 
-def sample_from_trial(trial_dir: Path, n: int = 50, seed: int = 0) -> list[dict]:
-    """Draw `n` architectures from a trial's checkpointed controller into samples.json; returns them."""
-    trial = Trial(trial_dir)
+def checkpointed_search(trial: Trial) -> tuple[EnasSearchConfig, dict]:
+    """An ENAS trial's config and last checkpoint; one-line errors when it is no ENAS search or has none."""
     conf = read_json(trial.file("config.json"), need_format=True)
     if conf.get("method") != "enas":
         raise RecordError(f"{trial.file('config.json')}: method {conf.get('method')!r} is not an ENAS search")
@@ -279,6 +278,13 @@ def sample_from_trial(trial_dir: Path, n: int = 50, seed: int = 0) -> list[dict]
     state = trial.load_checkpoint()
     if state is None:
         raise RecordError(f"{trial.path}: no checkpoint.pt; run the search (at least one epoch) first")
+    return cfg, state
+
+
+def sample_from_trial(trial_dir: Path, n: int = 50, seed: int = 0) -> list[dict]:
+    """Draw `n` architectures from a trial's checkpointed controller into samples.json; returns them."""
+    trial = Trial(trial_dir)
+    cfg, state = checkpointed_search(trial)
     controller = Controller(cfg.controller)
     controller.load_state_dict(state["searcher"]["controller"]["controller"])
     record = samples_record(controller, cfg.space, n, sampling_generator(seed))

@@ -15,8 +15,9 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -38,24 +39,20 @@ class TrialLocked(RecordError):
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so a crash leaves either the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise RecordError(f"cannot write {path}: {e.strerror or e}") from None
+    _atomic(path, lambda f: f.write(data))
 
 
 def atomic_save(path: Path, obj: Any) -> None:
     """torch.save `obj` straight into a temp file, fsync, rename: no second in-memory copy."""
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def _atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Run `write` on a temp file beside `path`, fsync, rename: a crash leaves the old file or the new."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
