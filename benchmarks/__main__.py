@@ -19,7 +19,7 @@ from nascore.cli import reports_errors, threads_option
 from nascore.names import SCALES, VERSION
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device
-from nasib.budget import parse_budget
+from nasib.budget_forms import parse_budget
 
 
 def _save(out: Path, name: str, data: dict | list) -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from experiments.runner import TrialPlan
-from nasib.budget import check_budget
+from nasib.budget_forms import check_budget
 
 STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED, ELSEWHERE = (
     "ok", "skipped", "not available", "diverged", "blocked", "failed", "running elsewhere")

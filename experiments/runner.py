@@ -17,7 +17,7 @@ import yaml
 
 from nascore.config import ConfigError, deep_merge, from_dict
 from nascore.names import OPTIONAL_SCALES, SCALES, STRATEGIES
-from nasib.budget import BudgetError, check_budget
+from nasib.budget_forms import BudgetError, check_budget
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 

@@ -26,7 +26,7 @@ def _budget_option(ctx, param, value):
     """Check a budget such as 2h early, so a typo fails before anything loads."""
     if value is None:
         return None
-    from nasib.budget import BudgetError, check_budget
+    from nasib.budget_forms import BudgetError, check_budget
 
     try:
         check_budget(value)

@@ -25,7 +25,7 @@ from nascore.data import AugmentConfig, DataConfig
 from nascore.names import SCALES as PRESETS
 from nascore.names import STRATEGIES
 from nascore.spaces import SPACE_NAMES, get_space, planted_space
-from nasib.budget import check_budget
+from nasib.budget_forms import check_budget
 from nasib.policy import ALPHA_OPTIMIZERS
 
 ALPHA_LR = 0.02  # default alpha Adam rate: chosen by the planted-op check (README, "NASIB's optimisers")
