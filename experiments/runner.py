@@ -9,13 +9,11 @@ imports torch or a method until a trial runs, so listing, dry runs and tests sta
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
-from nascore.config import ConfigError, deep_merge, from_dict
+from nascore.config import ConfigError, deep_merge, from_dict, read_yaml
 from nascore.names import OPTIONAL_SCALES, SCALES, STRATEGIES
 from nasib.budget_forms import BudgetError, check_budget
 
@@ -132,22 +130,6 @@ class TrialPlan:
 
 # --- loading and validation ---------------------------------------------------------------
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice (plain YAML keeps the last one silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                continue  # SafeLoader itself reports an unhashable key
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
-                                                        key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def available(folder: Path = CONFIG_DIR) -> list[str]:
     """Names of the experiment configs in a folder."""
     return sorted(p.stem for p in Path(folder).glob("*.yaml"))
@@ -160,15 +142,7 @@ def load_config(name: str | Path, folder: Path = CONFIG_DIR) -> Experiment:
         path = Path(folder) / f"{name}.yaml"
         if not path.is_file():
             raise ExperimentError(f"unknown experiment {str(name)!r}; valid: {', '.join(available(folder))}")
-    try:
-        raw = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{line}: bad YAML: {' '.join(str(problem).split())}") from None
-    return parse_config(raw, path)
+    return parse_config(read_yaml(path), path)
 
 
 def parse_config(raw: object, path: Path) -> Experiment:

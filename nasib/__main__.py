@@ -147,7 +147,7 @@ def plan(budget, space, preset, device, k, m, sep_above, layers, channels, batch
     """Measure an epoch on this machine and show the epochs, beta and p schedule a budget buys."""
     import json
 
-    from nasib.search import plan as make_plan
+    from nasib.plan import plan as make_plan
 
     over = _search_overrides(k=k, m=m, K=sep_above, layers=layers, channels=channels, batch_size=batch_size,
                              strategy=strategy)

@@ -130,7 +130,22 @@ def rescale_(alphas: Tensor, ops: Tensor, old_alphas: Tensor) -> None:
     alphas.scatter_(1, ops, new_pair - offset[:, None])
 
 
-class SparseMomentumSGD:
+class _SparseOptimizer:
+    """What both alpha optimisers share: the alphas they own and their gradient's life cycle."""
+
+    alphas: Tensor
+
+    def zero_grad(self) -> None:
+        """Drop the alphas' gradient."""
+        self.alphas.grad = None
+
+    def _check_grad(self) -> None:
+        """A step needs a gradient: fail clearly when backward() was not called."""
+        if self.alphas.grad is None:
+            raise RuntimeError("alphas have no gradient: call backward() before step()")
+
+
+class SparseMomentumSGD(_SparseOptimizer):
     """SGD with momentum for alphas where only the sampled (layer, op) entries move.
 
     For sampled entries: buf = mu * buf + grad; alpha -= lr * buf. Unsampled entries keep
@@ -148,15 +163,10 @@ class SparseMomentumSGD:
         self.momentum = momentum
         self.buf = torch.zeros_like(alphas, requires_grad=False)
 
-    def zero_grad(self) -> None:
-        """Drop the alphas' gradient."""
-        self.alphas.grad = None
-
     @torch.no_grad()
     def step(self, ops: Tensor) -> None:
         """Update only the entries named by `ops` [L, paths] from alphas.grad."""
-        if self.alphas.grad is None:
-            raise RuntimeError("alphas have no gradient: call backward() before step()")
+        self._check_grad()
         buf = self.buf.gather(1, ops) * self.momentum + self.alphas.grad.gather(1, ops)
         self.buf.scatter_(1, ops, buf)
         self.alphas.scatter_(1, ops, self.alphas.gather(1, ops) - self.lr * buf)
@@ -174,7 +184,7 @@ class SparseMomentumSGD:
         self.buf = state["buf"].to(device=self.alphas.device, dtype=self.alphas.dtype).clone()
 
 
-class SparseAdam:
+class SparseAdam(_SparseOptimizer):
     """Adam for alphas where only the sampled (layer, op) entries move (ProxylessNAS's alpha optimiser).
 
     ProxylessNAS steps its architecture parameters with Adam (lr 1e-3, betas (0, 0.999),
@@ -194,15 +204,10 @@ class SparseAdam:
         self.v = torch.zeros_like(alphas, requires_grad=False)
         self.t = torch.zeros_like(alphas, requires_grad=False)  # per-entry step counts
 
-    def zero_grad(self) -> None:
-        """Drop the alphas' gradient."""
-        self.alphas.grad = None
-
     @torch.no_grad()
     def step(self, ops: Tensor) -> None:
         """Update only the entries named by `ops` [L, paths] from alphas.grad."""
-        if self.alphas.grad is None:
-            raise RuntimeError("alphas have no gradient: call backward() before step()")
+        self._check_grad()
         b1, b2 = self.betas
         g = self.alphas.grad.gather(1, ops)
         t = self.t.gather(1, ops) + 1

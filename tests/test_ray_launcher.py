@@ -15,11 +15,11 @@ from experiments.launchers import (
     FAILED,
     OK,
     LocalLauncher,
-    RayLauncher,
     RunContext,
     get_launcher,
     run_one,
 )
+from experiments.ray_launcher import RayLauncher
 from experiments.runner import expand, load_config
 from nascore.records import Trial
 from tests.test_faults import numbers, wait_for_lines
