@@ -3,9 +3,11 @@
 Planted-op checks also use `noise@OP` and `zero@OP` (OP any name above): an op of OP's
 output shape whose output carries no information (fresh noise, or zeros)
 and that has no weights, so a space in which every op but one is so replaced has a
-known best op, and every method's network builder handles it unchanged. `skip@OP` is
-the mild form: it passes its input through unchanged (useless, not harmful), for networks
-without a residual path, where one noise layer would erase the signal of all the others.
+known best op, and every method's network builder handles it unchanged. `lossy@OP` is
+the graded form, for networks without a residual path (ENAS), where one noise layer would
+erase the signal of every layer and leave a search no slope to climb: it passes its input
+through, but loses each sample with a fixed probability (its output then is loud noise),
+so the share of samples that survive falls with every lossy layer an architecture holds.
 
 Every op maps C channels to C channels at stride 1 and keeps the spatial size ("same"
 output). For even kernel sides the extra padding row/column goes on the bottom/right,
@@ -35,7 +37,7 @@ class OpSpec:
     """The parsed form of an op name."""
 
     name: str  # the canonical name, e.g. "sep5x3" or "noise@sep5x3"
-    kind: str  # "conv", "sep", "avgpool", "maxpool", "identity", "noise" / "zero" (uninformative), "skip"
+    kind: str  # "conv", "sep", "avgpool", "maxpool", "identity", "noise" / "zero" (uninformative), "lossy"
     kh: int  # kernel height (1 for identity)
     kw: int  # kernel width (1 for identity)
 
@@ -46,7 +48,12 @@ class OpSpec:
 
 
 UNINFORMATIVE = ("noise", "zero")  # prefixes of `KIND@OP` names: OP's shape, no information
-PLANTED_KINDS = UNINFORMATIVE + ("skip",)  # every `KIND@OP` prefix; skip@OP passes x through, learns nothing
+PLANTED_KINDS = UNINFORMATIVE + ("lossy",)  # every `KIND@OP` prefix; lossy@OP passes x but loses samples
+LOSSY_RATE = 0.1  # probability that a lossy op loses a sample (per call, sample and op)
+# Loud enough that ENAS's summed skips cannot carry a lost sample through (at std 1-3 the
+# shared child learned to read the skips and a lost sample cost nothing, measured), yet
+# rare enough that the child still trains: README, "NASIB's optimisers and the planted-op check".
+LOSSY_STD = 10.0  # std of a lost sample's noise, in units of the op's (batch-normalised) input
 
 
 def parse_op(name: str) -> OpSpec:
@@ -65,7 +72,7 @@ def parse_op(name: str) -> OpSpec:
     if m is None:
         raise UnknownOpError(
             f"unknown op {name!r}; valid: conv{{i}}x{{j}} or sep{{i}}x{{j}} with 1 <= i, j <= 99 "
-            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}, or noise@OP / zero@OP / skip@OP"
+            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}, or noise@OP / zero@OP / lossy@OP"
         )
     return OpSpec(name, m.group(1), int(m.group(2)), int(m.group(3)))
 
@@ -101,6 +108,16 @@ class Uninformative(nn.Module):
         return torch.randn(x.shape[0], x.shape[1], 1, 1, dtype=x.dtype, device=x.device).expand_as(x)
 
 
+class Lossy(nn.Module):
+    """x, except that each sample is lost with probability LOSSY_RATE: its output is then loud noise."""
+
+    def forward(self, x):
+        # Noise per sample and channel, constant over the image (as Uninformative's, for the same reason).
+        lost = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < LOSSY_RATE
+        noise = LOSSY_STD * torch.randn(x.shape[0], x.shape[1], 1, 1, dtype=x.dtype, device=x.device)
+        return torch.where(lost, noise.expand_as(x), x)
+
+
 def _conv(c_in: int, c_out: int, kh: int, kw: int, groups: int = 1) -> nn.Module:
     """A stride-1 conv with same-size output; even sides pad the extra row/column bottom/right."""
     if kh % 2 == 1 and kw % 2 == 1:
@@ -113,10 +130,12 @@ def _conv(c_in: int, c_out: int, kh: int, kw: int, groups: int = 1) -> nn.Module
 def build_op(name: str, channels: int) -> nn.Module:
     """Build the bare op `name` for `channels` channels (stride 1, same size)."""
     spec = parse_op(name)
-    if spec.kind in ("identity", "skip"):
+    if spec.kind == "identity":
         return Identity()
     if spec.kind in UNINFORMATIVE:
         return Uninformative(spec.kind)
+    if spec.kind == "lossy":
+        return Lossy()
     if spec.kind == "avgpool":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     if spec.kind == "maxpool":

@@ -55,7 +55,7 @@ def superkernel_ops(m: int = 9, k: int = 9) -> tuple[str, ...]:
 
 
 def planted_space(base: Space, planted: str, kind: str = "noise") -> Space:
-    """`base` with every op but `planted` replaced by `kind@op` (noise, zero or skip): `planted` is the best op."""
+    """`base` with every op but `planted` replaced by `kind@op` (noise, zero or lossy): `planted` is the best op."""
     base.index(planted)  # one line naming the valid ops
     ops = tuple(op if op == planted else f"{kind}@{op}" for op in base.ops)
     for op in ops:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.planted import Case, coloured_splits, pick_planted, run_case
+from benchmarks.planted import ENAS_TASK, PALETTE, Case, coloured_splits, pick_planted, run_case, run_enas
 from nascore.ops import UnknownOpError, build_op, parse_op
 from nascore.runtime import seed_everything
 from nascore.spaces import get_space, planted_space
@@ -81,3 +81,12 @@ def test_a_planted_row_has_the_contract_fields():
     assert {"strategy", "space", "planted", "seed", "planted_share", "p2_entropy", "epochs",
             "seconds"} <= set(row)
     assert 0.0 <= row["planted_share"] <= 1.0 and 0.0 <= row["p2_entropy"] <= 1.0 and row["epochs"] == 1
+
+
+def test_the_enas_row_runs_on_the_lossy_space_and_small_flat_images():
+    splits = coloured_splits(40, 8, seed=0, task=ENAS_TASK)
+    assert tuple(splits.train.x.shape[1:]) == (3, 16, 16) and int(splits.train.y.max()) < len(PALETTE)
+    row = run_enas("conv3x3", seed=0, epochs=1)
+    assert row["op_form"] == "lossy" and row["controller_updates"] == 50 and row["epochs"] == 1
+    assert row["planted_share"] == sum(n == "conv3x3" for n in row["derived"]) / 6
+    assert all(n == "conv3x3" or n.startswith("lossy@") for n in row["derived"])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from enas_ext.controller import Controller, ControllerConfig, ControllerTrainer
-from nascore.ops import UnknownOpError, build_op, count_params, parse_op
+from nascore.ops import LOSSY_RATE, LOSSY_STD, UnknownOpError, build_op, count_params, parse_op
 from nascore.spaces import get_space, planted_space
 
 LAYERS, OPS = 4, 6
@@ -39,12 +39,33 @@ def test_controller_moves_probability_onto_the_planted_op(planted):
     assert after > before + 0.15, (before, after)
 
 
-def test_skip_op_passes_its_input_through_and_learns_nothing():
-    """`skip@OP` (the ENAS case's useless op): identity output, no weights, OP's name kept."""
-    x = torch.randn(2, 4, 8, 8)
-    op = build_op("skip@conv5x1", 4)
-    assert torch.equal(op(x), x) and count_params(op) == 0 and not parse_op("skip@sep3x3").has_weights
-    space = planted_space(get_space("extended"), "conv1x5", "skip")
-    assert [o for o in space.ops if "@" not in o] == ["conv1x5"] and "skip@conv3x3" in space.ops
+def test_lossy_op_passes_most_samples_and_loses_the_rest_to_loud_flat_noise():
+    """`lossy@OP` (the ENAS case's harmful op): kept samples pass unchanged, lost ones become flat noise."""
+    torch.manual_seed(0)
+    x = torch.randn(4000, 3, 4, 4)
+    op = build_op("lossy@conv5x1", 3)
+    y = op(x)
+    lost = (y != x).flatten(1).any(1)
+    assert abs(lost.float().mean().item() - LOSSY_RATE) < 0.02  # a lost sample costs the search
+    assert torch.equal(y[~lost], x[~lost])  # a kept sample is untouched: the op is otherwise useless
+    flat = y[lost]
+    assert torch.equal(flat, flat[:, :, :1, :1].expand_as(flat))  # constant over the image
+    assert abs(flat[:, :, 0, 0].std().item() - LOSSY_STD) < 0.5  # loud: ENAS's summed skips cannot carry it
+    assert not torch.equal(op(x), y)  # fresh losses each call
+    assert count_params(op) == 0 and not parse_op("lossy@sep3x3").has_weights
+    space = planted_space(get_space("extended"), "conv1x5", "lossy")
+    assert [o for o in space.ops if "@" not in o] == ["conv1x5"] and "lossy@conv3x3" in space.ops
     with pytest.raises(UnknownOpError, match="takes a plain op"):
-        parse_op("skip@noise@conv3x3")
+        parse_op("lossy@noise@conv3x3")
+
+
+def test_each_lossy_layer_costs_a_share_of_the_samples():
+    """The ENAS check's graded reward: samples surviving k lossy layers fall as (1 - rate)^k."""
+    torch.manual_seed(1)
+    x = torch.randn(20000, 2, 1, 1)
+    op = build_op("lossy@conv3x3", 2)
+    for k, want in ((1, 1 - LOSSY_RATE), (3, (1 - LOSSY_RATE) ** 3)):
+        y = x
+        for _ in range(k):
+            y = op(y)
+        assert abs((y == x).all(1).flatten().float().mean().item() - want) < 0.02
