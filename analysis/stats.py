@@ -150,6 +150,8 @@ def seeds_needed(effect: float, sd_a: float, sd_b: float | None = None, margin: 
 
     Normal approximation (z, not t), so it is a floor; None when the effect does not reach the margin
     (more seeds would not help) or the spread is unknown."""
+    if sd_a is None or math.isnan(sd_a):
+        return None  # no per-seed spread (a rank correlation, say): unknown, not zero
     gap = effect - margin
     var = (sd_a or 0.0) ** 2 + ((sd_b or 0.0) ** 2 if sd_b is not None else 0.0)
     if not gap > 0 or math.isnan(var):

@@ -71,9 +71,13 @@ def judge(claim: Claim, iv: dict, margin: float = 0.0, higher: bool = True, n: s
         claim.verdict = INCONCLUSIVE
         need = stats.seeds_needed(sign * effect, iv.get("sd_a"), iv.get("sd_b"), sign * margin)
         claim.seeds_needed = need
-        claim.detail = _join(claim.detail, (
-            f"about {need} seeds per group would settle it if this effect and spread hold" if need else
-            "the measured effect is on the wrong side of the threshold: more seeds are unlikely to confirm it"))
+        if need:
+            why = f"about {need} seeds per group would settle it if this effect and spread hold"
+        elif iv.get("sd_a") is None:
+            why = "this measure has no per-seed spread, so the seeds that would settle it are not estimated"
+        else:
+            why = "the measured effect is on the wrong side of the threshold: more seeds are unlikely to confirm it"
+        claim.detail = _join(claim.detail, why)
     return claim
 
 

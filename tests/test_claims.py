@@ -130,3 +130,9 @@ def test_fig3_csv_has_wall_clock_curves(tmp_path: Path) -> None:
     wall = table[table["metric"] == "valid_acc@wall"]
     assert not wall.empty and wall["wall_s"].max() == pytest.approx(30.0) and wall["epoch"].isna().all()
     assert wall[wall["wall_s"] < 10]["n"].sum() == 0  # nothing before the first epoch finished
+
+
+def test_seeds_needed_is_unknown_without_a_per_seed_spread():
+    """A rank correlation has no per-seed SD: 'unknown', never the old '2 seeds'."""
+    assert stats.seeds_needed(0.3, None) is None and stats.seeds_needed(0.3, math.nan) is None
+    assert stats.seeds_needed(0.3, 0.0, 0.0) == 2  # a known zero spread is another matter
