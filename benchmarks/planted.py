@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from nascore.bn import DEFAULT_RULE, bn_eval
 from nascore.cli import threads_option
 from nascore.data import DeviceLoader, Split, Splits, forever
-from nascore.records import atomic_write_json
+from nascore.records import atomic_write_json, provenance
 from nascore.runtime import resolve_device, seed_everything
 from nascore.spaces import get_space, planted_space
 from nasib.presets import apply_overrides, preset
@@ -234,7 +234,8 @@ def main(seeds: str, planted: str | None, device: str, out: str) -> None:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(),
-                             "cpu": platform.processor() or platform.machine(), "figures": rows})
+                             "cpu": platform.processor() or platform.machine(),
+                             "provenance": provenance(dev, False, "synthetic (planted-op check)"), "figures": rows})
     click.echo(f"  wrote {path}")
     failed = [r for r in rows if r.get("goal_met") is False]
     if failed:

@@ -7,6 +7,8 @@ ascending (sign-flipped) step moves mass away and a zeroed step moves none.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -90,3 +92,18 @@ def test_the_enas_row_runs_on_the_lossy_space_and_small_flat_images():
     assert row["op_form"] == "lossy" and row["controller_updates"] == 50 and row["epochs"] == 1
     assert row["planted_share"] == sum(n == "conv3x3" for n in row["derived"]) / 6
     assert all(n == "conv3x3" or n.startswith("lossy@") for n in row["derived"])
+
+
+def test_the_check_writes_its_rows_with_provenance_and_fails_on_a_missed_goal(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import benchmarks.planted as planted
+
+    rows = {0: [{"strategy": "nasib", "goal_met": True}], 1: [{"strategy": "enas", "space": "extended",
+                                                              "planted": "conv3x3", "goal_met": False}]}
+    monkeypatch.setattr(planted, "run", lambda seed, planted_op, device: rows[seed])
+    out = tmp_path / "planted.json"
+    result = CliRunner().invoke(planted.main, ["--seed", "0,1", "--out", str(out), "--threads", "1"])
+    assert result.exit_code != 0 and "enas/extended/conv3x3" in str(result.exception)
+    written = json.loads(out.read_text())  # written before the failure is reported
+    assert written["figures"] == rows[0] + rows[1] and "git_commit" in written["provenance"]
