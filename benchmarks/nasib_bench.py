@@ -4,7 +4,7 @@
 weight steps, alpha steps, evaluation batches and one checkpoint serialisation, each
 synced on both ends) for both spaces on synthetic uint8 images, and projects an epoch for
 the preset's split sizes exactly as a budgeted search plans its first epoch:
-train_batches * weight step + held-out batches * alpha step + eval batches * eval batch
+train_batches * weight step + alpha steps * alpha step + eval batches * eval batch
 + checkpoint.
 
 `budget_fidelity` runs real budgeted searches on a synthetic CIFAR-10 stand-in and
@@ -45,7 +45,7 @@ def _space_timing(preset: str, space: str, dev: torch.device) -> dict:
             "timed_steps": cfg.measure_steps, "ms_per_weight_step": 1000 * t["weight_s"],
             "ms_per_alpha_step": 1000 * t["alpha_s"], "ms_per_eval_batch": 1000 * t["eval_s"],
             "checkpoint_s": t["checkpoint_s"], "train_batches": counts["train"],
-            "alpha_batches": counts["valid"], "eval_batches": counts["eval"],
+            "alpha_steps": int(t["alpha_steps"]), "eval_batches": counts["eval"],
             "projected_epoch_s": t["epoch_s"]}
 
 

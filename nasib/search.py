@@ -289,9 +289,10 @@ class NasibSearch:
             set_rng_state(rngs)
             self.strategy.epoch_fields()  # drop the timing steps' tallies: epoch 0 counts its own only
         eval_pass = counts["eval"] * t["eval_s"] * (2 if self.strategy.has_sampled_eval else 1)
-        alpha = self._alpha_batches(counts["train"], counts["valid"]) * t["alpha_s"]
-        return {**t, "eval_pass_s": eval_pass,
-                "epoch_s": counts["train"] * t["weight_s"] + alpha + eval_pass + t["checkpoint_s"]}
+        alpha_steps = self._alpha_batches(counts["train"], counts["valid"])
+        return {**t, "eval_pass_s": eval_pass, "alpha_steps": alpha_steps,
+                "epoch_s": counts["train"] * t["weight_s"] + alpha_steps * t["alpha_s"] + eval_pass
+                + t["checkpoint_s"]}
 
     def _time_steps(self) -> dict[str, float]:
         """Warm up, then time real weight steps, alpha steps, eval batches and a checkpoint."""

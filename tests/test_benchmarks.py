@@ -19,6 +19,8 @@ def test_bench_smoke_writes_figures(tmp_path):
     nasib = json.loads((tmp_path / "nasib-cpu-smoke.json").read_text())["figures"]["spaces"]
     assert nasib["superkernel"]["num_ops"] == 81 and nasib["narrow"]["num_ops"] == 7
     assert all(f["ms_per_weight_step"] > 0 and f["ms_per_alpha_step"] > 0 for f in nasib.values())
+    # NASIB's default is one alpha step per weight step: the projection counts (and reports) as many.
+    assert all(f["alpha_steps"] == f["train_batches"] for f in nasib.values())
 
 
 def test_checkpoint_bench_sizes_grow_with_the_space():
