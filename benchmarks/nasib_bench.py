@@ -5,7 +5,8 @@ weight steps, alpha steps, evaluation batches and one checkpoint serialisation, 
 synced on both ends) for both spaces on synthetic uint8 images, and projects an epoch for
 the preset's split sizes exactly as a budgeted search plans its first epoch:
 train_batches * weight step + alpha steps * alpha step + eval batches * eval batch
-+ checkpoint.
++ the checkpoint's snapshot (its write overlaps the next epoch; only what outlasts the
+epoch's work counts: `nasib.search.projected_epoch`).
 
 `budget_fidelity` runs real budgeted searches on a synthetic CIFAR-10 stand-in and
 reports how much of each budget was used (the kit promises used / budget <= 1).
@@ -44,7 +45,8 @@ def _space_timing(preset: str, space: str, dev: torch.device) -> dict:
             "warmup_steps": -(-len(search.op_names) // 2) if cfg.warmup_steps is None else cfg.warmup_steps,
             "timed_steps": cfg.measure_steps, "ms_per_weight_step": 1000 * t["weight_s"],
             "ms_per_alpha_step": 1000 * t["alpha_s"], "ms_per_eval_batch": 1000 * t["eval_s"],
-            "checkpoint_s": t["checkpoint_s"], "train_batches": counts["train"],
+            "checkpoint_s": t["checkpoint_s"], "checkpoint_snapshot_s": t["snapshot_s"],
+            "train_batches": counts["train"],
             "alpha_steps": int(t["alpha_steps"]), "eval_batches": counts["eval"],
             "projected_epoch_s": t["epoch_s"]}
 

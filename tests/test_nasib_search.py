@@ -287,3 +287,13 @@ def test_cudnn_autotuning_follows_the_config(autotune):
         assert torch.backends.cudnn.benchmark is autotune
     finally:
         torch.backends.cudnn.benchmark = saved
+
+
+def test_the_projected_epoch_pays_the_snapshot_and_only_the_write_that_outlasts_the_epoch():
+    from nasib.search import projected_epoch
+
+    assert projected_epoch(10.0, 0.1, 2.0) == pytest.approx(10.1)  # the write hides behind the next epoch
+    assert projected_epoch(1.0, 0.1, 3.0) == pytest.approx(3.1)  # the next save waits for the rest
+    cfg = apply_overrides(preset("smoke", "narrow"), {"budget": "1h"})
+    t = NasibSearch(cfg, synthetic_splits(64, 64), CPU, seed=0).measure()
+    assert 0 < t["snapshot_s"] <= t["checkpoint_s"]
