@@ -47,7 +47,7 @@ GOAL_SHARE = 0.75  # a learning search must derive the planted op in at least th
 GOAL_ENTROPY = 0.5  # and NASIB's final P2 entropy / ln K must be at most this
 # Child epochs of the ENAS check, each 31 child steps then the release's 50 controller updates
 # of 20 architectures: at 40 epochs (2,000 updates) the greedy architecture held the planted
-# op in 3 to 6 of 6 layers across seeds, at 80 in 5 or 6 (README).
+# op in 2 to 6 of 6 layers over 8 measured runs, at 80 in 5 or 6 (README).
 ENAS_EPOCHS = 80
 
 
