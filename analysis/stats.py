@@ -153,7 +153,7 @@ def seeds_needed(effect: float, sd_a: float, sd_b: float | None = None, margin: 
     if sd_a is None or math.isnan(sd_a):
         return None  # no per-seed spread (a rank correlation, say): unknown, not zero
     gap = effect - margin
-    var = (sd_a or 0.0) ** 2 + ((sd_b or 0.0) ** 2 if sd_b is not None else 0.0)
+    var = sd_a ** 2 + ((sd_b or 0.0) ** 2 if sd_b is not None else 0.0)
     if not gap > 0 or math.isnan(var):
         return None
     if var == 0:

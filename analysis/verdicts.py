@@ -73,7 +73,7 @@ def judge(claim: Claim, iv: dict, margin: float = 0.0, higher: bool = True, n: s
         claim.seeds_needed = need
         if need:
             why = f"about {need} seeds per group would settle it if this effect and spread hold"
-        elif iv.get("sd_a") is None:
+        elif iv.get("sd_a") is None or math.isnan(iv["sd_a"]):
             why = "this measure has no per-seed spread, so the seeds that would settle it are not estimated"
         else:
             why = "the measured effect is on the wrong side of the threshold: more seeds are unlikely to confirm it"
