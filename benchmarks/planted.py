@@ -17,8 +17,8 @@ with `noise@` one noise layer erases the signal and the reward rises only when n
 every layer holds the planted op, leaving REINFORCE nothing to climb; with `lossy@` the
 share of samples that survive falls with each lossy layer, so the reward is graded. Its
 images are smaller and simpler (`ENAS_TASK`), and it runs many more controller updates
-than the NASIB rows run alpha steps, because ENAS's controller moves slowly (README,
-"NASIB's optimisers and the planted-op check").
+than the NASIB rows run alpha steps, because ENAS's controller moves slowly (docs/planted.md,
+how the ENAS row got there).
 
     python -m benchmarks.planted --seed 0 [--planted OP] [--out results/bench/planted.json]
 """
@@ -47,7 +47,7 @@ GOAL_SHARE = 0.75  # a learning search must derive the planted op in at least th
 GOAL_ENTROPY = 0.5  # and NASIB's final P2 entropy / ln K must be at most this
 # Child epochs of the ENAS check, each 31 child steps then the release's 50 controller updates
 # of 20 architectures: at 40 epochs (2,000 updates) the greedy architecture held the planted
-# op in 2 to 6 of 6 layers over 8 measured runs, at 80 in 5 or 6 (README).
+# op in 2 to 6 of 6 layers over 8 measured runs, at 80 in 5 or 6 (docs/planted.md).
 ENAS_EPOCHS = 80
 
 

@@ -1,6 +1,6 @@
 """Experiment configs -> trial plans: load and validate YAML, expand to trials, dedupe, order.
 
-A config (configs/<name>.yaml, schema in each file's header) lists trial groups; each group
+A config (configs/<name>.yaml, schema in docs/experiments.md) lists trial groups; each group
 expands to one trial per (budget x seed) at a scale. Shared groups point at another
 experiment's folders, so one trial feeds several figures and runs once. Running a plan
 (method registry, skip/resume, outcomes) lives in experiments.launchers. Neither module

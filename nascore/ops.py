@@ -52,7 +52,7 @@ PLANTED_KINDS = UNINFORMATIVE + ("lossy",)  # every `KIND@OP` prefix; lossy@OP p
 LOSSY_RATE = 0.1  # probability that a lossy op loses a sample (per call, sample and op)
 # Loud enough that ENAS's summed skips cannot carry a lost sample through (at std 1-3 the
 # shared child learned to read the skips and a lost sample cost nothing, measured), yet
-# rare enough that the child still trains: README, "NASIB's optimisers and the planted-op check".
+# rare enough that the child still trains: docs/planted.md, how the ENAS row got there.
 LOSSY_STD = 10.0  # std of a lost sample's noise, in units of the op's (batch-normalised) input
 
 

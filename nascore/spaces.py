@@ -2,7 +2,7 @@
 
 - ``original``: ENAS's 6 macro ops, in ENAS's order.
 - ``extended``: those 6, then 12 regular convolutions with non-square and even kernels
-  (the paper names no list; this one is the kit's choice, see DESIGN.md).
+  (the paper names no list; this one is the kit's choice, see docs/enas.md, deviation 9).
 - ``narrow``: NASIB-1, the 7-op DARTS-like set.
 - ``superkernel``: NASIB-2, every i x j kernel with i, j <= m; kernels with i*j > K are
   depthwise-separable, the rest dense (m = 9, K = 9 give 81 ops).

@@ -6,7 +6,7 @@ epochs so a budgeted search anneals by its (re-planned) end. `ENAS_CHILD` holds 
 macro child's settings (Nesterov, lr 0.05 -> 0.0005), one override away
 (`--weights-recipe enas`). Alphas: the paper is silent; the default is ProxylessNAS's Adam
 (betas (0, 0.999)) kept sparse to the sampled pair, at the rate the planted-op check and
-the real-data records support (README, "NASIB's optimisers"); SGD with momentum is
+the real-data records support (docs/nasib.md, the alpha optimiser); SGD with momentum is
 `alpha_optimizer="sgd"`.
 
 Width: 36 channels at the stem (ENAS's width), doubling at the three reductions, gives a
@@ -28,7 +28,7 @@ from nascore.spaces import SPACE_NAMES, get_space, planted_space
 from nasib.budget_forms import check_budget
 from nasib.policy import ALPHA_OPTIMIZERS
 
-ALPHA_LR = 0.02  # default alpha Adam rate: chosen by the planted-op check (README, "NASIB's optimisers")
+ALPHA_LR = 0.02  # default alpha Adam rate: chosen by the planted-op check (docs/nasib.md, the alpha optimiser)
 # The ENAS macro child's weight recipe, one override away from the paper's (`--weights-recipe enas`).
 ENAS_CHILD = {"lr_max": 0.05, "lr_min": 0.0005, "momentum": 0.9, "nesterov": True}
 WEIGHT_RECIPES = {"paper": {}, "enas": ENAS_CHILD}
@@ -50,7 +50,7 @@ class NasibSearchConfig:
     nesterov: bool = False  # Nesterov momentum (ENAS's child uses it; the paper says plain momentum)
     # cuDNN autotuning of every (kernel shape, batch shape) pair on first use. Off by default: the
     # 81-op space meets hundreds of pairs, each tuned the first time it runs, which a budgeted
-    # search pays for and which inflated the timing run's epoch estimate on an H200 (README).
+    # search pays for and which inflated the timing run's epoch estimate on an H200 (results/bench/README.md).
     cudnn_autotune: bool = False
     weight_decay: float = 5e-4  # L2 weight decay on the supernet weights
     grad_clip: float = 5.0  # max global gradient norm of a weight step

@@ -1,4 +1,4 @@
-"""The layering the README draws: each package imports only the layers below it, and no module circle.
+"""The layering docs/design.md draws: each package imports only the layers below it, and no module circle.
 
 foundation (nascore) <- {enas_ext, nasib} <- retraining <- {experiments, benchmarks};
 analysis imports only the torch-free names module. Imports are read from the source (every

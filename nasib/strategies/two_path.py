@@ -51,7 +51,7 @@ class TwoPathStrategy(Strategy):
     finish_passes = 0
     uses_p_explore = True
     has_sampled_eval = True
-    alpha_steps = 1.0  # one held-out alpha step per weight step (the planted-op check: README, NASIB's optimisers)
+    alpha_steps = 1.0  # one held-out alpha step per weight step (the planted-op check: docs/nasib.md, alpha optimiser)
 
     def __init__(self, op_names, cfg, device, generator=None):
         super().__init__(op_names, cfg, device, generator)
