@@ -20,7 +20,7 @@ from analysis.claims_fig4 import fig4_claims
 from analysis.claims_fig5 import fig5_claims
 from analysis.claims_paper import table1_claims
 from analysis.records import NoTrialsError, TrialSet, cli_errors, load_trials, output_dir, write_text
-from analysis.verdicts import KINDS, NOT_RUN, VERDICTS, Claim, effect_cell
+from analysis.verdicts import KINDS, NOT_RUN, VERDICTS, Claim, effect_cell, fmt
 
 KIND_NAMES = {"paper": "claims of the paper", "mechanics": "checks of the kit's own mechanics",
               "tautology": "true by construction"}
@@ -50,9 +50,10 @@ def _cell(text: str) -> str:
 def to_markdown(claims: list[Claim], root: Path) -> str:
     """A short table (claim, effect, CI, n, verdict) a terminal can show, then each row's long text."""
     lines = [f"# Claims scorecard: {root}", "", *(f"- {line}" for line in headline(claims)), "",
-             "| Claim | Kind | Effect [95% CI] | n | Verdict |", "|---|---|---|---|---|"]
+             "| Claim | Kind | Effect | 95% CI | n | Verdict |", "|---|---|---|---|---|---|"]
     for c in claims:
-        lines.append(f"| {c.id} | {c.kind} | {effect_cell(c)} | {c.n or '–'} | **{c.verdict}** |")
+        ci = "–" if c.ci_low is None else f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]"
+        lines.append(f"| {c.id} | {c.kind} | {fmt(c.effect)} | {ci} | {c.n or '–'} | **{c.verdict}** |")
     lines += ["", "reproduced / not reproduced: the whole 95% interval lies on one side of the threshold; "
               "inconclusive: it straddles it, or the rules withhold a direction (fewer than 3 distinct seeds, "
               "zero spread); not run (scale): below the claim's scale gate; not run: no records. "

@@ -57,7 +57,8 @@ def _per_op(intended: list[Trial], released: list[Trial]) -> Claim:
     """How many unconventional added ops each intended controller picks above uniform."""
     claim = Claim("fig4.ops_above_uniform", "fig4", Q_FIG4,
                   "unconventional added ops chosen above uniform per intended ENAS controller (count)",
-                  "exact binomial test per trial and op, Holm-corrected over the intended trials; t interval over trials",
+                  "exact binomial test per trial and op, Holm-corrected over the intended trials; "
+                  "t interval over trials",
                   "every trial has at least one such op", flags=flags_of(intended + released))
     if not intended:
         return not_run(claim, "needs intended ENAS extended-space trials with samples.json (fig4)")
@@ -110,6 +111,7 @@ def _enas_share(intended: list[Trial], released: list[Trial]) -> Claim:
 
 def kendall_w(table: np.ndarray) -> float:
     """Kendall's W of a raters x items table (ranks within each rater, ties averaged)."""
+    table = np.asarray(table, dtype=float)
     m, n = table.shape
     ranks = np.vstack([sps.rankdata(row) for row in table])
     totals = ranks.sum(axis=0)

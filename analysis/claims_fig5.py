@@ -86,7 +86,7 @@ def _slope(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
     longest = grid[max(grid)]
     per_seed: dict[int, list[float]] = {}
     parts = []
-    for budget, runs in list(grid.items())[:-1]:
+    for runs in list(grid.values())[:-1]:
         diffs = []
         for seed, t in runs.items():
             own = slope_drop_en(_rows(t))
@@ -109,7 +109,8 @@ def _label(runs: dict[int, Trial]) -> str:
 def _varies_claim(flags: list[str]) -> Claim:
     return Claim("fig5.slope_varies", "fig5", Q_VARIES,
                  "least-squares slope of validation accuracy per epoch over each whole run; effect: the largest "
-                 "minus the smallest budget mean (points per epoch)", "Kruskal-Wallis test across budgets, seeds as units",
+                 "minus the smallest budget mean (points per epoch)",
+                 "Kruskal-Wallis test across budgets, seeds as units",
                  f"p < {ALPHA:g}", flags=flags)
 
 
@@ -136,7 +137,8 @@ def _varies(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
 def _sooner_claim(flags: list[str]) -> Claim:
     return Claim("fig5.smaller_converges_sooner", "fig5", Q_SOONER,
                  "Spearman rho between budget and the share of the final accuracy (3-epoch running mean) reached "
-                 "at half the epochs", "Fisher-z 95% interval of rho", "interval below 0 (smaller budget, larger share)",
+                 "at half the epochs", "Fisher-z 95% interval of rho",
+                 "interval below 0 (smaller budget, larger share)",
                  flags=flags)
 
 

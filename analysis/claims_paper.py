@@ -110,6 +110,7 @@ def _no_compromise(picked: TrialSet) -> Claim:
                   f"interval above -{ERROR_TOLERANCE:g} (no compromise beyond a point)", flags=flags_of(two + one))
     if not two or not one:
         return not_run(claim, "needs retrains of NASIB-1 and NASIB-2 architectures (table1)")
-    acc = [[100 - float(t.result["test_error"]) for t in g if t.result.get("test_error") is not None] for g in (two, one)]
+    acc = [[100 - float(t.result["test_error"]) for t in g if t.result.get("test_error") is not None]
+           for g in (two, one)]
     judge(claim, stats.diff_interval(*acc), -ERROR_TOLERANCE, n=f"{len(acc[0])} vs {len(acc[1])} retrains")
     return gated(claim, gate_lacks(RETRAIN_GATE, two + one))

@@ -17,6 +17,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis import stats  # noqa: E402
+from analysis.claims_fig2 import fig2_rows  # noqa: E402
 from analysis.records import (  # noqa: E402
     EXPERIMENT_HELP,
     NoTrialsError,
@@ -206,28 +207,18 @@ def above_every_epoch(table: pd.DataFrame) -> tuple[bool | None, int, int]:
     return above == len(shared), above, int(len(shared))
 
 
-def _why(verdict: str, welch: dict, alpha: float, n_orig: int, n_ext: int) -> str:
-    """Why a claim is not reproduced: the mean is not above, or the difference is not significant."""
-    if verdict != "NOT REPRODUCED":
-        return ""
-    if not welch["mean_diff"] > 0:
-        return " (extended is not above original)"
-    return (f" (extended above by {welch['mean_diff']:.2f} points but p = {welch['p_one_sided']:.3g} >= {alpha}: "
-            f"inconclusive with n = {n_orig} and {n_ext} seeds)")
+def fig2_test(groups: Groups, table: pd.DataFrame, trials: list[Trial] | None = None) -> dict:
+    """Final-epoch accuracy per space, Welch and Mann-Whitney as description; the verdict is the scorecard's.
 
-
-def fig2_test(groups: Groups, table: pd.DataFrame, alpha: float = 0.05) -> dict:
-    """Final-epoch accuracy per space, Welch 'extended > original', Mann-Whitney, and the verdict."""
+    The verdict is row fig2.sign of analysis.claims (same trials, same rules and scale gate), so this
+    file, the caption and the scorecard never disagree."""
     by_label = dict(groups)
     orig = final_values(by_label.get("ENAS original", []))
     ext = final_values(by_label.get("ENAS extended", []))
     welch = stats.welch_test(ext, orig)
-    if len(orig) < 2 or len(ext) < 2:
-        verdict = "cannot be tested (n<2)"
-    elif welch["mean_diff"] > 0 and welch["p_one_sided"] < alpha:
-        verdict = "REPRODUCED"
-    else:
-        verdict = "NOT REPRODUCED"
+    pool = trials if trials is not None else [t for _, members in groups for t in members]
+    rows = {r.id: r for r in fig2_rows(pool)}
+    sign, margin = rows["fig2.sign"], rows["fig2.margin"]
     every, above, shared = above_every_epoch(table)
     return {
         "original": {**stats.summarize(orig), "values": orig},
@@ -235,9 +226,10 @@ def fig2_test(groups: Groups, table: pd.DataFrame, alpha: float = 0.05) -> dict:
         "mean_diff_points": welch["mean_diff"],
         "welch": welch,
         "mann_whitney": stats.mann_whitney(ext, orig),
-        "alpha": alpha,
-        "verdict": verdict,
-        "sentence": f"{CLAIM} {verdict} at this scale{_why(verdict, welch, alpha, len(orig), len(ext))}",
+        "verdict": sign.verdict,
+        "scorecard": {r.id: r.verdict for r in rows.values()},
+        "sentence": f"{CLAIM}: extended above original {sign.verdict}, ~10 points {margin.verdict} "
+                    f"(scorecard rows fig2.sign, fig2.margin; {sign.detail or 'see claims.md'})",
         "extended_above_at_every_epoch": every,
         "epochs_above": above,
         "epochs_compared": shared,
@@ -300,7 +292,7 @@ def run_curves(results: Path, figure: str, out: Path | None = None,
     plot_curves(table, figure, [label for label, _ in groups], png_path, caption)
     written = [csv_path, png_path]
     if figure == "fig2":
-        result = fig2_test(groups, table)
+        result = fig2_test(groups, table, trials.ok)
         test_path = folder / "fig2_test.json"
         test_path.write_text(json.dumps(_json_safe({**result, "records": caption}), indent=2) + "\n")
         click.echo(format_fig2(result))
