@@ -24,6 +24,44 @@ Q_FIDELITY = ("the computational budget, which is provided in such a way that th
 Q_ABLATION = "NASIB-1 outperforms other methods ... we attribute this to efficient utilization of computational budget"
 
 
+# Each row's fixed text: id, the paper's sentence, measure, test, threshold.
+ROWS = {
+    "slope": ("fig5.slope_falls", Q_SLOPE,
+              "slope drop (first half - second half, x = epoch / run length, points per run) of each budget's run "
+              "minus that of the longest budget's run truncated at the same epochs (a schedule not aimed at "
+              "that budget), paired by seed, mean over the smaller budgets", "t 95% interval over seeds",
+              "interval above 0"),
+    "varies": ("fig5.slope_varies", Q_VARIES,
+              "least-squares slope of validation accuracy per epoch over each whole run; effect: the largest "
+              "minus the smallest budget mean (points per epoch)",
+              "Kruskal-Wallis test across budgets, seeds as units",
+              f"p < {ALPHA:g}"),
+    "sooner": ("fig5.smaller_converges_sooner", Q_SOONER,
+              "Spearman rho between budget and the share of the final accuracy (3-epoch running mean) reached "
+              "at half the epochs", "Fisher-z 95% interval of rho",
+              "interval below 0 (smaller budget, larger share)"),
+    "entropy": ("fig5.p2_entropy_falls", Q_SOONER,
+              "P2 entropy / ln K, first epoch - last epoch, per budget (a check of the kit's schedule)",
+              "t 95% interval over seeds per budget; the row shows the smallest budget",
+              "every budget's interval above 0"),
+    "fidelity": ("budget.fidelity", Q_FIDELITY,
+              "realised / planned epochs - 1 (%), per trial; budget used / budget shown in the note",
+              "t 95% interval over trials", f"interval within ±{FIDELITY:g}%"),
+    "ablation": ("fig5.budget_aware_ablation", Q_ABLATION,
+              "final validation accuracy of each smaller budget's run minus the longest budget's run at the same "
+              "epoch (its schedule truncated there; its derived architecture from argmax_ops), paired by seed, "
+              "mean over the smaller budgets (points)", "t 95% interval over seeds (SD floor: one validation image)",
+              "interval above 0 (the budget-aware schedule beats a truncated one)"),
+}
+
+
+def _row(name: str, flags: list[str]) -> Claim:
+    """A fresh, unjudged Figure 5 row."""
+    key, paper, measure, test, threshold = ROWS[name]
+    kind = "mechanics" if name == "entropy" else "paper"
+    return Claim(key, "fig5", paper, measure, test, threshold, flags=flags, kind=kind)
+
+
 def sweep_of(trials: TrialSet) -> list[Trial]:
     """Budgeted NASIB superkernel searches of fig5 (identical curves count once)."""
     picked = [t for t in _select(trials, None, default="fig5").ok
@@ -62,8 +100,8 @@ def fig5_claims(trials: TrialSet) -> list[Claim]:
     flags = flags_of(sweep)
     lacks, mech = gate_lacks(FIG5_GATE, sweep), gate_lacks(MECHANICS_GATE, sweep)
     if not sweep:
-        empty = [_slope_claim(flags), _varies_claim(flags), _sooner_claim(flags), _entropy_claim(flags),
-                 _fidelity_claim(flags), _ablation_claim(flags)]
+        empty = [_row("slope", flags), _row("varies", flags), _row("sooner", flags), _row("entropy", flags),
+                 _row("fidelity", flags), _row("ablation", flags)]
         return [not_run(c, "needs budgeted NASIB superkernel trials (fig5)") for c in empty]
     grid = by_budget(sweep)
     return [gated(_slope(grid, flags), lacks), gated(_varies(grid, flags), lacks),
@@ -71,32 +109,32 @@ def fig5_claims(trials: TrialSet) -> list[Claim]:
             gated(_fidelity(sweep, flags), mech), gated(_ablation(grid, flags), lacks)]
 
 
-def _slope_claim(flags: list[str]) -> Claim:
-    return Claim("fig5.slope_falls", "fig5", Q_SLOPE,
-                 "slope drop (first half - second half, x = epoch / run length, points per run) of each budget's run "
-                 "minus that of the longest budget's run truncated at the same epochs (a schedule not aimed at "
-                 "that budget), paired by seed, mean over the smaller budgets", "t 95% interval over seeds",
-                 "interval above 0", flags=flags)
-
-
-def _slope(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
-    claim = _slope_claim(flags)
-    if len(grid) < 2:
-        return not_run(claim, "needs at least two budgets (the longest is the control)")
+def _paired_with_longest(grid: dict[float, dict[int, Trial]], measure) -> tuple[list[float], list[str]]:
+    """measure(run, longest run of its seed) for every smaller budget; per-seed means and a note per budget."""
     longest = grid[max(grid)]
     per_seed: dict[int, list[float]] = {}
     parts = []
     for runs in list(grid.values())[:-1]:
         diffs = []
         for seed, t in runs.items():
-            own = slope_drop_en(_rows(t))
-            ctrl = slope_drop_en(_rows(longest[seed], len(t.epochs))) if seed in longest else None
-            if own is not None and ctrl is not None:
-                per_seed.setdefault(seed, []).append(own - ctrl)
-                diffs.append(own - ctrl)
+            if seed in longest and (d := measure(t, longest[seed])) is not None:
+                per_seed.setdefault(seed, []).append(d)
+                diffs.append(d)
         if diffs:
             parts.append(f"{_label(runs)}: {np.mean(diffs):+.1f} (n {len(diffs)})")
-    values = [float(np.mean(v)) for v in per_seed.values()]
+    return [float(np.mean(v)) for v in per_seed.values()], parts
+
+
+def _slope_vs_control(run: Trial, ref: Trial) -> float | None:
+    own, ctrl = slope_drop_en(_rows(run)), slope_drop_en(_rows(ref, len(run.epochs)))
+    return None if own is None or ctrl is None else own - ctrl
+
+
+def _slope(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
+    claim = _row("slope", flags)
+    if len(grid) < 2:
+        return not_run(claim, "needs at least two budgets (the longest is the control)")
+    values, parts = _paired_with_longest(grid, _slope_vs_control)
     claim.detail = "per budget: " + ", ".join(parts) if parts else "no run with >= 6 epochs and a control"
     return judge(claim, stats.mean_interval(values), n=f"{len(values)} seeds")
 
@@ -106,16 +144,8 @@ def _label(runs: dict[int, Trial]) -> str:
     return str(t.config.get("budget_label") or t.config.get("budget_s"))
 
 
-def _varies_claim(flags: list[str]) -> Claim:
-    return Claim("fig5.slope_varies", "fig5", Q_VARIES,
-                 "least-squares slope of validation accuracy per epoch over each whole run; effect: the largest "
-                 "minus the smallest budget mean (points per epoch)",
-                 "Kruskal-Wallis test across budgets, seeds as units",
-                 f"p < {ALPHA:g}", flags=flags)
-
-
 def _varies(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
-    claim = _varies_claim(flags)
+    claim = _row("varies", flags)
     slopes = {b: [s for t in runs.values() if len(rows := _rows(t)) >= 3
                   and (s := float(np.polyfit([r[0] for r in rows], [r[2] for r in rows], 1)[0])) is not None]
               for b, runs in grid.items()}
@@ -134,30 +164,15 @@ def _varies(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
     return claim
 
 
-def _sooner_claim(flags: list[str]) -> Claim:
-    return Claim("fig5.smaller_converges_sooner", "fig5", Q_SOONER,
-                 "Spearman rho between budget and the share of the final accuracy (3-epoch running mean) reached "
-                 "at half the epochs", "Fisher-z 95% interval of rho",
-                 "interval below 0 (smaller budget, larger share)",
-                 flags=flags)
-
-
 def _sooner(sweep: list[Trial], flags: list[str]) -> Claim:
-    claim = _sooner_claim(flags)
+    claim = _row("sooner", flags)
     pairs = [(budget_order(t), v) for t in sweep if (v := cm.share_at_half(t)) is not None]
     return judge(claim, stats.spearman_interval([p[0] for p in pairs], [p[1] for p in pairs]), higher=False,
                  n=f"{len(pairs)} trials, {len({p[0] for p in pairs})} budgets")
 
 
-def _entropy_claim(flags: list[str]) -> Claim:
-    return Claim("fig5.p2_entropy_falls", "fig5", Q_SOONER,
-                 "P2 entropy / ln K, first epoch - last epoch, per budget (a check of the kit's schedule)",
-                 "t 95% interval over seeds per budget; the row shows the smallest budget",
-                 "every budget's interval above 0", flags=flags, kind="mechanics")
-
-
 def _entropy(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
-    claim = _entropy_claim(flags)
+    claim = _row("entropy", flags)
     per = {b: [v for t in runs.values() if (v := cm.entropy_drop(t)) is not None] for b, runs in grid.items()}
     per = {b: v for b, v in per.items() if v}
     if not per:
@@ -165,20 +180,14 @@ def _entropy(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
     ivs = {b: stats.mean_interval(v) for b, v in per.items()}
     first = min(ivs)
     judge(claim, ivs[first], n=f"{len(per[first])} seeds at the smallest budget")
-    verdicts = {b: judge(_entropy_claim([]), iv).verdict for b, iv in ivs.items()}
+    verdicts = {b: judge(_row("entropy", []), iv).verdict for b, iv in ivs.items()}
     claim.detail = "per budget: " + ", ".join(f"{b:g}: {iv['effect']:.2f} ({verdicts[b]})" for b, iv in ivs.items())
     claim.verdict = combine(list(verdicts.values()))
     return claim
 
 
-def _fidelity_claim(flags: list[str]) -> Claim:
-    return Claim("budget.fidelity", "fig5", Q_FIDELITY,
-                 "realised / planned epochs - 1 (%), per trial; budget used / budget shown in the note",
-                 "t 95% interval over trials", f"interval within ±{FIDELITY:g}%", flags=flags)
-
-
 def _fidelity(sweep: list[Trial], flags: list[str]) -> Claim:
-    claim = _fidelity_claim(flags)
+    claim = _row("fidelity", flags)
     pairs = [(float(t.result["realised_epochs"]), float(t.result["planned_epochs"])) for t in sweep
              if t.result.get("realised_epochs") and t.result.get("planned_epochs")]
     if not pairs:
@@ -193,36 +202,34 @@ def _fidelity(sweep: list[Trial], flags: list[str]) -> Claim:
     return claim
 
 
-def _ablation_claim(flags: list[str]) -> Claim:
-    return Claim("fig5.budget_aware_ablation", "fig5", Q_ABLATION,
-                 "final validation accuracy of each smaller budget's run minus the longest budget's run at the same "
-                 "epoch (its schedule truncated there; its derived architecture from argmax_ops), paired by seed, "
-                 "mean over the smaller budgets (points)", "t 95% interval over seeds (SD floor: one validation image)",
-                 "interval above 0 (the budget-aware schedule beats a truncated one)", flags=flags)
+def _truncated_gap(run: Trial, ref: Trial) -> float | None:
+    """The run's final accuracy minus the longest run's at the same epoch."""
+    end = cm.last_epoch(run)
+    own, cut = cm.at_epoch(run, end), cm.at_epoch(ref, end)
+    return None if own is None or cut is None else own - cut
+
+
+def _layers_changed(run: Trial, ref: Trial) -> float | None:
+    """Share of layers whose argmax op differs between the run's end and the longest run at that epoch."""
+    end = cm.last_epoch(run)
+    rows = [r.get("argmax_ops") for r in (*[r for r in ref.epochs if r["epoch"] == end], run.epochs[-1])]
+    if len(rows) != 2 or not all(rows):
+        return None
+    return float(np.mean([a != b for a, b in zip(*rows, strict=False)]))
 
 
 def _ablation(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
-    claim = _ablation_claim(flags)
+    claim = _row("ablation", flags)
     if len(grid) < 2:
         return not_run(claim, "needs at least two budgets (the longest is truncated)")
     longest = grid[max(grid)]
     if not any(r.get("argmax_ops") for t in longest.values() for r in t.epochs):
         return not_run(claim, "the longest budget's epochs.jsonl has no argmax_ops (per-epoch derived architecture)")
-    per_seed: dict[int, list[float]] = {}
-    changed = []
-    for _, runs in list(grid.items())[:-1]:
-        for seed, t in runs.items():
-            ref = longest.get(seed)
-            end = cm.last_epoch(t)
-            own, cut = cm.at_epoch(t, end), cm.at_epoch(ref, end) if ref else None
-            if own is None or cut is None:
-                continue
-            per_seed.setdefault(seed, []).append(own - cut)
-            ops = [r.get("argmax_ops") for r in (ref.epochs[end], t.epochs[-1]) if r.get("argmax_ops")]
-            if len(ops) == 2:
-                changed.append(float(np.mean([a != b for a, b in zip(*ops, strict=False)])))
-    values = [float(np.mean(v)) for v in per_seed.values()]
+    values, parts = _paired_with_longest(grid, _truncated_gap)
+    changed = [c for runs in list(grid.values())[:-1] for seed, t in runs.items()
+               if seed in longest and (c := _layers_changed(t, longest[seed])) is not None]
+    claim.detail = "per budget: " + ", ".join(parts)
     if changed:
-        claim.detail = f"derived architectures differ in {100 * np.mean(changed):.0f}% of layers"
+        claim.detail += f"; derived architectures differ in {100 * np.mean(changed):.0f}% of layers"
     floor = se_floor(accuracy_quantum([t for runs in grid.values() for t in runs.values()])) * 2 ** 0.5
     return judge(claim, stats.mean_interval(values, sd_floor=floor), n=f"{len(values)} seeds")
