@@ -75,7 +75,8 @@ def _width_note(retrains: list[Trial]) -> str:
     """The widths the retrained nets used (the paper does not state its final width)."""
     widths = sorted({str(t.config.get("channels_used") or "?")
                      for t in retrains})
-    return f"retrained at width {', '.join(widths)}" if retrains else ""
+    return (f"retrained at width {', '.join(widths)} (the paper does not state its final width; the paper "
+            "preset's NASIB width is the rule of retraining/width.py)") if retrains else ""
 
 
 def _space_ops(trials: TrialSet) -> dict[str, int]:
