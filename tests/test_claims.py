@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from test_analysis import write_trial
@@ -144,3 +145,17 @@ def test_seeds_needed_is_unknown_without_a_per_seed_spread():
     """A rank correlation has no per-seed SD: 'unknown', never the old '2 seeds'."""
     assert stats.seeds_needed(0.3, None) is None and stats.seeds_needed(0.3, math.nan) is None
     assert stats.seeds_needed(0.3, 0.0, 0.0) == 2  # a known zero spread is another matter
+
+
+def test_two_seed_curves_are_dotted_as_the_caption_says_and_fig5_fits_a_page(tmp_path: Path) -> None:
+    """n = 2 everywhere used to count as 'reliable' (the cap at a group's largest n) and be drawn solid."""
+    for seed in range(2):
+        write_trial(tmp_path, "fig2", f"enas-original-s{seed}", "enas", "original", seed, [0.3, 0.35, 0.4])
+    curves.run_curves(tmp_path, "fig2", tmp_path / "out")
+    assert not pd.read_csv(tmp_path / "out" / "figures" / "fig2_curves.csv")["reliable"].any()
+    for seed in range(2):
+        write_trial(tmp_path, "fig5", f"nasib-b{seed}", "nasib", "superkernel", seed, [0.2, 0.3, 0.35],
+                    budget_label="3ep", epoch_extra={"p_explore": 0.5, "p2_entropy": 0.9})
+    curves.run_curves(tmp_path, "fig5", tmp_path / "out")
+    height, width = plt.imread(tmp_path / "out" / "figures" / "fig5_curves.png").shape[:2]
+    assert width <= 1600 and height > 0.6 * width  # two panels a row, not a 3120-pixel strip
