@@ -172,3 +172,16 @@ def test_unwritable_output_is_one_line(tmp_path: Path):
     (tmp_path / "out" / "figures" / "claims.md").mkdir(parents=True)  # a folder where the file goes
     res = CliRunner().invoke(claims.main, [str(tmp_path / "r"), "--out", str(tmp_path / "out")])
     assert res.exit_code == 1 and "claims.md" in res.output and "Traceback" not in res.output
+
+
+def test_every_analysis_command_reports_an_unwritable_file_in_one_line(tmp_path: Path):
+    from analysis.__main__ import cli
+    from analysis.inventory import main as inventory_main
+
+    write_trial(tmp_path, "fig2", "enas-original-s0", "enas", "original", 0, [0.3, 0.4])
+    (tmp_path / "figures" / "fig2_curves.csv").mkdir(parents=True)
+    (tmp_path / "inventory.csv").mkdir()
+    for command, args, name in ((cli, ["curves", str(tmp_path), "--figure", "fig2"], "fig2_curves.csv"),
+                                (inventory_main, [str(tmp_path)], "inventory.csv")):
+        res = CliRunner().invoke(command, args)
+        assert res.exit_code == 1 and name in res.output and "Traceback" not in res.output, res.output
