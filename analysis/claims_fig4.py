@@ -8,7 +8,7 @@ from scipy import stats as sps
 from analysis import claim_measures as cm
 from analysis import stats
 from analysis.claims_fig2 import branch_mode, flags_of
-from analysis.gates import FIG3_GATE, FIG4_GATE, MIN_UNITS, distinct, gate_lacks
+from analysis.gates import FIG3_GATE, FIG4_GATE, MIN_UNITS, distinct, fingerprint, gate_lacks
 from analysis.kernel_freq import count_ops, per_op_tests
 from analysis.records import RecordError, Trial, TrialSet, read_json, read_samples, select_experiment
 from analysis.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Claim, gated, judge, not_run
@@ -28,7 +28,10 @@ def controllers(trials: TrialSet) -> tuple[list[Trial], list[Trial], list[str]]:
             if (t.path / "samples.json").exists()]
     intended, dup_a = distinct([t for t in enas if branch_mode(t) == "intended"], "samples")
     released, dup_b = distinct([t for t in enas if branch_mode(t) != "intended"], "samples")
-    return intended, released, dup_a + dup_b
+    null = {fingerprint(t, "samples"): t.key for t in released}
+    # Samples equal across branch modes: the controller never saw the difference (still two units, one each side).
+    across = [f"{t.key} = {null[k]} (across modes)" for t in intended if (k := fingerprint(t, "samples")) in null]
+    return intended, released, dup_a + dup_b + across
 
 
 def fig4_claims(trials: TrialSet) -> list[Claim]:
@@ -36,7 +39,7 @@ def fig4_claims(trials: TrialSet) -> list[Claim]:
     intended, released, dupes = controllers(trials)
     nasib2 = distinct([t for t in trials.select(method="nasib", space="superkernel") if arch_ops(t)])[0]
     lacks = gate_lacks(FIG4_GATE, intended + released)
-    note = f"identical samples counted once: {', '.join(dupes)}" if dupes else ""
+    note = f"identical samples: {', '.join(dupes)}" if dupes else ""
     rows = [_per_op(intended, released), _enas_share(intended, released), _agreement(intended)]
     for row in rows:
         row.detail = "; ".join(x for x in (row.detail, note) if x)

@@ -89,7 +89,7 @@ def se_floor(quantum: float) -> float:
     return quantum / math.sqrt(12.0)
 
 
-def _fingerprint(trial: Trial, what: str) -> str:
+def fingerprint(trial: Trial, what: str) -> str:
     """A trial's samples (what='samples') or validation curve, as text: equal text, one unit."""
     if what == "samples" and (trial.path / "samples.json").exists():
         doc = json.loads((trial.path / "samples.json").read_text())
@@ -102,7 +102,7 @@ def distinct(trials: list[Trial], what: str = "curve") -> tuple[list[Trial], lis
     seen: dict[str, Trial] = {}
     dupes = []
     for t in trials:
-        key = _fingerprint(t, what)
+        key = fingerprint(t, what)
         if key in seen:
             dupes.append(f"{t.key} = {seen[key].key}")
         else:
