@@ -185,3 +185,24 @@ def test_every_analysis_command_reports_an_unwritable_file_in_one_line(tmp_path:
                                 (inventory_main, [str(tmp_path)], "inventory.csv")):
         res = CliRunner().invoke(command, args)
         assert res.exit_code == 1 and name in res.output and "Traceback" not in res.output, res.output
+
+
+def test_the_medium_scale_clears_the_gates_it_is_for(tmp_path: Path):
+    """fig2/fig4/fig5 at medium: above FIG2/FIG4/FIG5_GATE, same seeds in every fig2 cell, 4 target-epoch budgets."""
+    from analysis.gates import FIG2_GATE, FIG4_GATE, FIG5_GATE
+    from experiments.runner import expand, load_config
+
+    fig2 = expand(load_config("fig2"), "medium", tmp_path, check_shared=False)
+    cells: dict[tuple, set[int]] = {}
+    for plan in fig2:
+        over = plan.overrides
+        assert over["data"]["valid_size"] >= FIG2_GATE.min_valid and over["epochs"] >= FIG2_GATE.min_epochs
+        assert over["epochs"] * over["controller"]["train_steps"] >= FIG4_GATE.min_updates
+        cells.setdefault((plan.space, over.get("branch_mode", "intended")), set()).add(plan.seed)
+    assert len(cells) == 4 and len({frozenset(s) for s in cells.values()}) == 1 and len(next(iter(cells.values()))) >= 5
+    fig4 = expand(load_config("fig4"), "medium", tmp_path)  # shares fig2's trials: same settings, checked
+    assert {p.folder for p in fig4} <= {p.folder for p in fig2}
+    fig5 = expand(load_config("fig5"), "medium", tmp_path, check_shared=False)
+    budgets = sorted({int(p.overrides["budget"].removesuffix("ep")) for p in fig5})
+    assert len(budgets) == 4 and budgets[0] >= FIG5_GATE.min_epochs and len({p.seed for p in fig5}) >= 4
+    assert all(p.overrides["data"]["valid_size"] >= FIG5_GATE.min_valid for p in fig5)
