@@ -17,6 +17,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis import stats  # noqa: E402
+from analysis.claims_fig2 import fig2_rows  # noqa: E402
 from analysis.records import (  # noqa: E402
     EXPERIMENT_HELP,
     NoTrialsError,
@@ -30,6 +31,7 @@ from analysis.records import (  # noqa: E402
     provenance_note,
     select_experiment,
     trial_scale,
+    write_text,
 )
 
 FIGURES = ("fig2", "fig3", "fig5")
@@ -40,12 +42,13 @@ AXIS_NAMES = {
     "p2_entropy": "P2 entropy / ln K", "valid_acc@wall": "validation accuracy (%)",
 }
 WALL = "@wall"  # metric suffix: the same value against wall-clock seconds instead of epochs
-MIN_SEEDS = 3  # points resting on fewer seeds (capped at a group's largest n) are drawn dotted, no band
+MIN_SEEDS = 3  # points resting on fewer seeds are drawn dotted, without a band (as the caption says)
+CHANCE = 10.0  # percent: ten balanced classes; every accuracy panel draws it and starts at 0
 TIME_POINTS = 60  # wall-clock grid per group
 TITLES = {
     "fig2": "Figure 2: ENAS macro search, original vs extended space",
-    "fig3": "Figure 3: validation accuracy during search, all methods",
-    "fig5": "Figure 5: NASIB superkernel search under different budgets",
+    "fig3": "Figure 3: validation accuracy during search",
+    "fig5": "Figure 5: NASIB superkernel search, one line per budget",
 }
 METHOD_NAMES = {"enas": "ENAS", "nasib": "NASIB", "darts": "DARTS", "snas": "SNAS", "random": "random"}
 # The space each baseline is normally run in gets no suffix in its label.
@@ -122,7 +125,7 @@ def curve_table(groups: Groups, metrics: tuple[str, ...]) -> pd.DataFrame:
             part.insert(0, "metric", metric)
             part.insert(0, "label", label)
             # No interval from one value, and a tail resting on fewer seeds than the rest is marked.
-            part["reliable"] = part["n"] >= min(MIN_SEEDS, int(part["n"].max()))
+            part["reliable"] = part["n"] >= MIN_SEEDS
             frames.append(part)
     # x is "epoch" for per-epoch rows and "wall_s" (seconds since the search started) for '@wall' rows.
     columns = ["label", "metric", "epoch", "wall_s", "n", "mean", "std", "ci_low", "ci_high", "reliable"]
@@ -149,43 +152,58 @@ def time_summary(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def plot_curves(table: pd.DataFrame, figure: str, labels: list[str], path: Path, caption: str) -> None:
-    """Mean line and mean +- std band per label; one panel per metric some trial recorded."""
+    """Mean line and mean +- std band per label; one panel per metric, two panels a row (page width)."""
     metrics = [m for m in METRICS[figure] if (table["metric"] == m).any()]
     missing = [AXIS_NAMES.get(m, m) for m in METRICS[figure] if m not in metrics]
     sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(6.5 * max(len(metrics), 1), 4.8), squeeze=False)
+    cols = min(2, max(len(metrics), 1))
+    rows = math.ceil(max(len(metrics), 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.6 * rows + 1.0), squeeze=False)
     colors = dict(zip(labels, sns.color_palette("tab10", n_colors=max(len(labels), 1)), strict=False))
-    for ax, metric in zip(axes[0], metrics, strict=False):
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         for label in labels:
             part = table[(table["label"] == label) & (table["metric"] == metric)]
             if not part.empty:
                 _draw(ax, part, label, colors[label])
-        ax.set_xlabel("wall-clock seconds" if metric.endswith(WALL) else "epoch")
-        if not metric.endswith(WALL):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(AXIS_NAMES.get(metric, metric))
-        if ax.lines:
-            ax.legend(fontsize=8)
+        _axes(ax, metric, table[table["metric"] == metric])
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
     note = f"; not recorded by these trials (panel skipped): {', '.join(missing)}" if missing else ""
-    text = f"mean ± std over seeds; dotted: fewer than {MIN_SEEDS} seeds, no band; {caption}{note}"
-    width = 75 * max(len(metrics), 1)
-    fig.suptitle(TITLES[figure] + "\n" + "\n".join(textwrap.wrap(text, width)), fontsize=9)
+    text = (f"lines: {', '.join(labels)}; mean ± std over seeds (n per line in the legend); dotted, no band: "
+            f"fewer than {MIN_SEEDS} seeds; {caption}{note}")
+    fig.suptitle(TITLES[figure] + "\n" + "\n".join(textwrap.wrap(text, 75 * cols)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def _axes(ax, metric: str, part: pd.DataFrame) -> None:
+    """Axis labels, and for accuracy a chance line with the axis from 0, so noise does not read as a trend."""
+    ax.set_xlabel("wall-clock seconds" if metric.endswith(WALL) else "epoch (0 = first)")
+    if not metric.endswith(WALL):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(AXIS_NAMES.get(metric, metric))
+    if metric.startswith("valid_acc"):
+        ax.axhline(CHANCE, color="grey", linestyle="--", linewidth=1, label=f"chance ({CHANCE:g}%)")
+        top = float((part["mean"] + part["std"].fillna(0)).max()) if not part.empty else CHANCE
+        ax.set_ylim(0, min(100.0, max(2 * CHANCE, top * 1.1)))
+    if ax.lines:
+        ax.legend(fontsize=8)
+
+
 def _draw(ax, part: pd.DataFrame, label: str, color) -> None:
-    """Solid line and band where enough seeds agree; a dotted line without band for the thin tail."""
+    """Solid line and band where enough seeds agree; a dotted line without band elsewhere."""
     style = "--" if "as-released" in label else "-"
     x = "wall_s" if part["epoch"].isna().all() else "epoch"
     solid = part[part["reliable"].astype(bool)]
-    ax.plot(part[x], part["mean"], color=color, linestyle=":", linewidth=1)
-    ax.plot(solid[x], solid["mean"], color=color, linestyle=style,
-            label=f"{label} (n={int(part['n'].max())})")
-    spread = solid["std"]
-    ax.fill_between(solid[x], solid["mean"] - spread, solid["mean"] + spread, color=color, alpha=0.25,
-                    linewidth=0, where=spread.notna().tolist())
+    n = int(part["n"].max())
+    ax.plot(part[x], part["mean"], color=color, linestyle=":", linewidth=1.2,
+            label=None if len(solid) else f"{label} (n={n}, dotted)")
+    if len(solid):
+        ax.plot(solid[x], solid["mean"], color=color, linestyle=style, label=f"{label} (n={n})")
+        spread = solid["std"]
+        ax.fill_between(solid[x], solid["mean"] - spread, solid["mean"] + spread, color=color, alpha=0.25,
+                        linewidth=0, where=spread.notna().tolist())
 
 
 def final_values(trials: list[Trial]) -> list[float]:
@@ -206,28 +224,18 @@ def above_every_epoch(table: pd.DataFrame) -> tuple[bool | None, int, int]:
     return above == len(shared), above, int(len(shared))
 
 
-def _why(verdict: str, welch: dict, alpha: float, n_orig: int, n_ext: int) -> str:
-    """Why a claim is not reproduced: the mean is not above, or the difference is not significant."""
-    if verdict != "NOT REPRODUCED":
-        return ""
-    if not welch["mean_diff"] > 0:
-        return " (extended is not above original)"
-    return (f" (extended above by {welch['mean_diff']:.2f} points but p = {welch['p_one_sided']:.3g} >= {alpha}: "
-            f"inconclusive with n = {n_orig} and {n_ext} seeds)")
+def fig2_test(groups: Groups, table: pd.DataFrame, trials: list[Trial] | None = None) -> dict:
+    """Final-epoch accuracy per space, Welch and Mann-Whitney as description; the verdict is the scorecard's.
 
-
-def fig2_test(groups: Groups, table: pd.DataFrame, alpha: float = 0.05) -> dict:
-    """Final-epoch accuracy per space, Welch 'extended > original', Mann-Whitney, and the verdict."""
+    The verdict is row fig2.sign of analysis.claims (same trials, same rules and scale gate), so this
+    file, the caption and the scorecard never disagree."""
     by_label = dict(groups)
     orig = final_values(by_label.get("ENAS original", []))
     ext = final_values(by_label.get("ENAS extended", []))
     welch = stats.welch_test(ext, orig)
-    if len(orig) < 2 or len(ext) < 2:
-        verdict = "cannot be tested (n<2)"
-    elif welch["mean_diff"] > 0 and welch["p_one_sided"] < alpha:
-        verdict = "REPRODUCED"
-    else:
-        verdict = "NOT REPRODUCED"
+    pool = trials if trials is not None else [t for _, members in groups for t in members]
+    rows = {r.id: r for r in fig2_rows(pool)}
+    sign, margin = rows["fig2.sign"], rows["fig2.margin"]
     every, above, shared = above_every_epoch(table)
     return {
         "original": {**stats.summarize(orig), "values": orig},
@@ -235,9 +243,10 @@ def fig2_test(groups: Groups, table: pd.DataFrame, alpha: float = 0.05) -> dict:
         "mean_diff_points": welch["mean_diff"],
         "welch": welch,
         "mann_whitney": stats.mann_whitney(ext, orig),
-        "alpha": alpha,
-        "verdict": verdict,
-        "sentence": f"{CLAIM} {verdict} at this scale{_why(verdict, welch, alpha, len(orig), len(ext))}",
+        "verdict": sign.verdict,
+        "scorecard": {r.id: r.verdict for r in rows.values()},
+        "sentence": f"{CLAIM}: extended above original {sign.verdict}, ~10 points {margin.verdict} "
+                    f"(scorecard rows fig2.sign, fig2.margin; {sign.detail or 'see claims.md'})",
         "extended_above_at_every_epoch": every,
         "epochs_above": above,
         "epochs_compared": shared,
@@ -297,12 +306,16 @@ def run_curves(results: Path, figure: str, out: Path | None = None,
     csv_path, png_path = folder / f"{figure}_curves.csv", folder / f"{figure}_curves.png"
     table.to_csv(csv_path, index=False)
     caption = provenance_note(t for _, members in groups for t in members)
-    plot_curves(table, figure, [label for label, _ in groups], png_path, caption)
+    result = fig2_test(groups, table, trials.ok) if figure == "fig2" else None
+    extra = "; scorecard: " + ", ".join(f"{k} {v}" for k, v in result["scorecard"].items()
+                                            if k in ("fig2.sign", "fig2.interaction")) if result else ""
+    if figure == "fig3" and any(t.method == "enas" for _, members in groups for t in members):
+        extra = "; ENAS runs its own fixed schedule (no budget), the others one budget"
+    plot_curves(table, figure, [label for label, _ in groups], png_path, caption + extra)
     written = [csv_path, png_path]
-    if figure == "fig2":
-        result = fig2_test(groups, table)
+    if result is not None:
         test_path = folder / "fig2_test.json"
-        test_path.write_text(json.dumps(_json_safe({**result, "records": caption}), indent=2) + "\n")
+        write_text(test_path, json.dumps(_json_safe({**result, "records": caption}), indent=2, sort_keys=True) + "\n")
         click.echo(format_fig2(result))
         written.append(test_path)
     for path in written:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from analysis.records import Trial, cli_errors, code_flags, data_label, load_trials, read_manifest
+from analysis.records import Trial, cli_errors, code_flags, data_label, load_trials, read_manifest, write_text
 
 
 def _row(trial: Trial) -> dict:
@@ -57,15 +57,15 @@ def figure_flags(results: Path) -> list[str]:
 @click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def main(results: Path) -> None:
     """Write RESULTS/inventory.{md,csv}: the provenance of every finished trial."""
-    with cli_errors():
+    with cli_errors():  # an unwritable RESULTS is one line naming the file, never a traceback
         table = inventory(results)
-    table.to_csv(results / "inventory.csv", index=False)
-    head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
-    body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
-    flags = figure_flags(results)
-    warn = ("Figures whose trials were not all run by one clean commit:\n\n" + "\n".join(flags) + "\n\n"
-            if flags else "Every figure's trials were run by one clean commit.\n\n")
-    (results / "inventory.md").write_text(f"# Trials under {results}\n\n{warn}{head}{body}")
+        table.to_csv(results / "inventory.csv", index=False)
+        head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+        body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
+        flags = figure_flags(results)
+        warn = ("Figures whose trials were not all run by one clean commit:\n\n" + "\n".join(flags) + "\n\n"
+                if flags else "Every figure's trials were run by one clean commit.\n\n")
+        write_text(results / "inventory.md", f"# Trials under {results}\n\n{warn}{head}{body}")
     click.echo(f"{len(table)} trial(s) -> {results / 'inventory.md'}, {results / 'inventory.csv'}")
 
 

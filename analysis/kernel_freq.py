@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only, never a window: runs on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.legend_handler import HandlerTuple  # noqa: E402
 
 from analysis import stats  # noqa: E402
 from analysis.records import (  # noqa: E402
@@ -149,16 +150,25 @@ def plot_counts(table: pd.DataFrame, path: Path, caption: str) -> None:
     ax.set_xticks(list(xs), table.index, rotation=60, ha="right")
     ax.set_xlabel("candidate operation")
     ax.set_ylabel("times chosen (all layers, all samples)")
-    patch = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (blues[0], oranges[0], *blues[: len(trial_cols)])]
-    names = ["original ENAS ops", "added ops", *(f"segment {i + 1}: {c}" for i, c in enumerate(trial_cols))]
-    ax.legend([*patch, ax.lines[0]], [*names, "uniform controller"], fontsize=7, loc="upper left",
-              bbox_to_anchor=(1.01, 1.0))  # outside the axes: it hid the tallest bars
-    text = f"{len(trial_cols)} trial(s) stacked (shades); {caption}"
-    ax.set_title("Figure 4: op choices of the ENAS controller, extended space\n"
+    # One legend entry per segment showing both its shades, so the orange segments are named too.
+    pairs = [(_patch(blues[i]), _patch(oranges[i])) for i in range(len(trial_cols))]
+    handles = [_patch(blues[0]), _patch(oranges[0]), *pairs, ax.lines[0]]
+    names = ["original ENAS ops", "added ops", *(f"segment {i + 1}: {c}" for i, c in enumerate(trial_cols)),
+             "uniform controller"]
+    ax.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              handler_map={tuple: HandlerTuple(ndivide=None)})  # outside the axes: it hid the tallest bars
+    modes = "intended and as-released (the null) trials" if any("released" in c for c in trial_cols) else "trials"
+    text = f"{len(trial_cols)} {modes} stacked, bottom to top; {caption}"
+    ax.set_title("Figure 4: op choices of the ENAS controller in its final samples, extended space\n"
                  + "\n".join(textwrap.wrap(text, 100)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _patch(color) -> plt.Rectangle:
+    """A legend swatch."""
+    return plt.Rectangle((0, 0), 1, 1, color=color)
 
 
 def run_kernel_freq(results: Path, experiment: str | None = None, out: Path | None = None) -> list[Path]:

@@ -295,11 +295,22 @@ def epochs_frame(trials: Iterable[Trial]) -> pd.DataFrame:
 
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn record errors into click's one-line 'Error: ...' message and exit status 1."""
+    """Turn record errors, and permission or disk errors, into click's one-line 'Error: ...' and exit 1."""
     try:
         yield
     except RecordError as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:  # PermissionError, a full disk: one line naming the path, never a traceback
+        where = err.filename or "a results file"
+        raise click.ClickException(f"cannot read or write {where}: {err.strerror or err}") from None
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write an output file; an unwritable path is a RecordError naming it."""
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        raise RecordError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def output_dir(results: Path, out: Path | None, kind: str) -> Path:

@@ -115,11 +115,15 @@ def format_mean_std(stats: dict, digits: int = 2) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} (n={stats['n']})"
 
 
-def diff_interval(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> dict:
-    """mean(a) - mean(b) with a Welch 95% interval; NaN interval when either side has fewer than 2 values."""
+def diff_interval(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE,
+                  sd_floor: float = 0.0) -> dict:
+    """mean(a) - mean(b) with a Welch 95% interval; NaN interval when either side has fewer than 2 values.
+
+    sd_floor: the least per-value SD a quantised measure can have (gates.se_floor); the standard error
+    never falls below what it gives, so equal values give an honest interval, not a zero-width one."""
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     out = {"effect": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n_a": int(a_arr.size),
-           "n_b": int(b_arr.size), "sd_a": math.nan, "sd_b": math.nan}
+           "n_b": int(b_arr.size), "sd_a": math.nan, "sd_b": math.nan, "sd_floor": sd_floor}
     if a_arr.size == 0 or b_arr.size == 0:
         return out
     out["effect"] = float(a_arr.mean() - b_arr.mean())
@@ -127,21 +131,35 @@ def diff_interval(a: Sequence[float], b: Sequence[float], confidence: float = CO
         return out
     va, vb = a_arr.var(ddof=1) / a_arr.size, b_arr.var(ddof=1) / b_arr.size
     out.update(sd_a=float(a_arr.std(ddof=1)), sd_b=float(b_arr.std(ddof=1)))
-    se = math.sqrt(va + vb)
-    if se == 0:
+    floor = sd_floor**2 * (1 / a_arr.size + 1 / b_arr.size)
+    if va + vb < floor:  # quantised values closer than their step: the floor's pooled df
+        va, vb = floor / 2, floor / 2
+        df = float(a_arr.size + b_arr.size - 2)
+    elif va + vb == 0:
         out.update(ci_low=out["effect"], ci_high=out["effect"])
         return out
-    df = (va + vb) ** 2 / (va**2 / (a_arr.size - 1) + vb**2 / (b_arr.size - 1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se
+    else:
+        df = (va + vb) ** 2 / (va**2 / (a_arr.size - 1) + vb**2 / (b_arr.size - 1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(va + vb)
     out.update(ci_low=out["effect"] - half, ci_high=out["effect"] + half)
     return out
 
 
-def mean_interval(values: Sequence[float]) -> dict:
-    """summarize() in the effect/ci form the claims table uses."""
+def mean_interval(values: Sequence[float], sd_floor: float = 0.0) -> dict:
+    """summarize() in the effect/ci form the claims table uses; the SD never below sd_floor."""
     s = summarize(values)
-    return {"effect": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n_a": s["n"],
-            "sd_a": s["std"]}
+    out = {"effect": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n_a": s["n"],
+           "sd_a": s["std"], "sd_floor": sd_floor}
+    if s["n"] >= 2 and s["std"] < sd_floor:
+        half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, df=s["n"] - 1)) * sd_floor / math.sqrt(s["n"])
+        out.update(ci_low=s["mean"] - half, ci_high=s["mean"] + half)
+    return out
+
+
+def paired_interval(a: Sequence[float], b: Sequence[float], sd_floor: float = 0.0) -> dict:
+    """mean(a_i - b_i) over paired units (seeds) with its t interval; n_a is the number of pairs."""
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    return mean_interval(diffs, sd_floor)
 
 
 def seeds_needed(effect: float, sd_a: float, sd_b: float | None = None, margin: float = 0.0,

@@ -79,6 +79,7 @@ class Scales:
     quick: Scale  # one GPU, under ~30 minutes
     paper: Scale  # the paper's settings
     ci: Scale | None = None  # optional: a minutes-long run on one GPU for `make ci-gpu` (fig2 and fig5 define it)
+    medium: Scale | None = None  # optional: hours on a 2-core CPU, above the scorecard's gates (analysis/gates.py)
 
 
 

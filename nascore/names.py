@@ -9,7 +9,7 @@ from __future__ import annotations
 VERSION = "0.2.0"  # the kit's version (pyproject reads it; every command prints it with --version)
 SCALES = ("smoke", "quick", "paper")  # preset/scale names, shared by searches, retraining and experiments
 SCALE_HELP = "smoke: 2-core CPU, seconds; quick: one GPU, minutes; paper: the reference's settings."
-OPTIONAL_SCALES = ("ci",)  # experiment scales only some configs define (ci: minutes on one GPU, make ci-gpu)
+OPTIONAL_SCALES = ("ci", "medium")  # scales only some configs define (ci: one GPU, minutes; medium: 2-core CPU, hours)
 EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config may define (the runner's --scale choices)
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for

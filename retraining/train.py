@@ -29,6 +29,7 @@ from nascore.runtime import resolve_device, seed_everything
 from nascore.schedules import cosine
 from nascore.trial import open_trial, trial_meta
 from retraining.registry import build_fixed, family_of
+from retraining.width import NASIB_PAPER_WIDTH
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class RetrainConfig:
     epochs: int = 310  # training epochs (ENAS final training: 310)
     batch_size: int = 128  # images per step
     channels: int | None = None  # network width; None keeps the width stored in arch.json
+    # NASIB architectures' width when `channels` is None (None: arch.json's); the paper preset sets the
+    # width rule's answer (retraining/width.py: Table 1's 6.71M; the paper does not state its width).
+    nasib_channels: int | None = None
     # The weights' recipe: "paper" (NASIB's sentence: SGD momentum 0.9, cosine from 0.01, "unchanged
     # for the training of the final compact architecture"), "enas" (ENAS's final training: Nesterov,
     # cosine 0.05 -> 0.001) or "auto" (by the architecture's family: NASIB -> paper, ENAS -> enas).
@@ -59,6 +63,7 @@ class RetrainConfig:
         if self.recipe not in ("auto", *RECIPES):
             raise ConfigError(f"unknown recipe {self.recipe!r}; valid: auto, {', '.join(RECIPES)}")
         positive("channels", self.channels)
+        positive("nasib_channels", self.nasib_channels)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -79,8 +84,15 @@ PRESETS = {
     "smoke": RetrainConfig(epochs=2, batch_size=64, channels=8,
                            data=DataConfig(valid_size=200, train_size=1000, test_size=500)),
     "quick": RetrainConfig(epochs=30, batch_size=128),
-    "paper": RetrainConfig(),
+    "paper": RetrainConfig(nasib_channels=NASIB_PAPER_WIDTH),
 }
+
+
+def width_for(cfg: RetrainConfig, arch: dict) -> int | None:
+    """The width a retrain builds: channels, else the family's (NASIB: nasib_channels), else None (arch.json's)."""
+    if cfg.channels is not None:
+        return cfg.channels
+    return cfg.nasib_channels if family_of(arch) == "nasib" else None
 
 
 def preset(name: str) -> RetrainConfig:
@@ -243,12 +255,13 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
     train = splits.train
     if cfg.use_valid:
         train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
-    net = build_fixed(arch, cfg.channels, cfg.dropout)
-    width = {"channels_used": cfg.channels if cfg.channels is not None else arch.get("channels"),
+    channels = width_for(cfg, arch)
+    net = build_fixed(arch, channels, cfg.dropout)
+    width = {"channels_used": channels if channels is not None else arch.get("channels"),
              "arch_channels": arch.get("channels")}  # recorded: a preset's width never replaces it unseen
-    if cfg.channels is not None and arch.get("channels") not in (None, cfg.channels):
+    if channels is not None and arch.get("channels") not in (None, channels):
         print(f"note: {arch_path} asks for {arch['channels']} channels; preset {preset_name!r} trains "
-              f"{cfg.channels} (recorded in config.json as channels_used)", file=sys.stderr)
+              f"{channels} (recorded in config.json as channels_used)", file=sys.stderr)
     src = Path(arch_path).resolve().parent
     source = {"source_trial": f"{src.parent.name}/{src.name}", "source_method": arch.get("method"),
               "source_space": arch.get("space")}

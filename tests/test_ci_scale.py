@@ -38,7 +38,7 @@ def test_a_config_without_ci_says_which_scales_it_has(tmp_path):
     ("", "  ci: {preset: quick}\n", "scales.ci.budgets: the nasib groups need budget labels"),
     ("", "  ci: {preset: quick, budgets: [soon]}\n", "scales.ci.budgets: .*soon"),
     ("", "  ci: {preset: fast, budgets: [1s]}\n", "scales.ci.preset: 'fast'"),
-    (", budgets: [1s]", "", "scales.smoke.budgets: only ci take budgets"),
+    (", budgets: [1s]", "", "scales.smoke.budgets: only ci, medium take budgets"),
 ])
 def test_bad_ci_blocks_are_named(tmp_path, smoke, ci, message):
     path = tmp_path / "mine.yaml"

@@ -73,3 +73,24 @@ def test_recipe_is_one_option_away(tmp_path, tiny_data):
     assert res.exit_code == 0, res.output
     cfg = json.loads((out / "config.json").read_text())["config"]
     assert (cfg["recipe"], cfg["lr_max"], cfg["lr_min"]) == ("enas", 0.05, 0.001)
+
+
+def test_paper_width_follows_its_rule_and_reaches_table1_size():
+    """The paper preset's NASIB width is the rule's answer, and nets built at it hold ~6.71M (no training)."""
+    from retraining.train import preset, width_for
+    from retraining.width import NASIB_PAPER_WIDTH, PAPER_PARAMS, median_params, paper_width, params, random_archs
+
+    assert paper_width() == NASIB_PAPER_WIDTH  # the constant is the rule's, not a hand-tuned number
+    fresh = random_archs(seed=1)  # architectures the rule never saw
+    width = width_for(preset("paper"), fresh[0])
+    assert width == NASIB_PAPER_WIDTH and width_for(preset("paper"), ENAS_ARCH) is None  # ENAS keeps its own
+    assert abs(median_params(width, fresh) / PAPER_PARAMS - 1) < 0.25
+    assert max(params(a, 36) for a in fresh) < 0.5 * PAPER_PARAMS  # the search width cannot reach Table 1
+
+
+def test_an_explicit_width_beats_the_family_width():
+    from retraining.train import RetrainConfig, width_for
+
+    assert width_for(RetrainConfig(nasib_channels=24), NASIB_ARCH) == 24
+    assert width_for(RetrainConfig(channels=8, nasib_channels=24), NASIB_ARCH) == 8
+    assert width_for(RetrainConfig(), NASIB_ARCH) is None  # arch.json's width
