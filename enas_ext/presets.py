@@ -50,6 +50,9 @@ class EnasSearchConfig:
     # BN statistics for rewards and valid accuracy (nascore.bn): running | batch | recalibrate.
     bn_eval: str = DEFAULT_RULE
     bn_calibrate_batches: int = 4  # recalibrate only: training batches per sampled architecture
+    # Named option set (OPTION_SETS): "kit" keeps the kit's listed deviations from the release;
+    # "release" is the release as a whole (its branch bug, running BN statistics, no clipping).
+    options: str = "kit"
     controller: ControllerConfig = field(default_factory=ControllerConfig)  # LSTM + REINFORCE settings
     data: DataConfig = field(default_factory=DataConfig)  # splits: 45k train / 5k valid by default
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # child training: pad-4 crop + flip
@@ -77,11 +80,30 @@ class EnasSearchConfig:
                               f"valid: {', '.join(ops)}")
         if self.bn_eval not in BN_RULES:
             raise ConfigError(f"unknown bn_eval {self.bn_eval!r}; valid: {', '.join(BN_RULES)}")
+        self._check_options()
         n_ops = len(ops)
         if (self.controller.num_layers, self.controller.num_ops) != (self.layers, n_ops):
             raise ConfigError(f"controller.num_layers/num_ops ({self.controller.num_layers}, "
                               f"{self.controller.num_ops}) must match layers and the space "
                               f"({self.layers}, {n_ops})")
+
+    def _check_options(self) -> None:
+        """The named option set's values hold: "release" means all of the release, or it is refused."""
+        if self.options not in OPTION_SETS:
+            raise ConfigError(f"unknown ENAS option set {self.options!r}; valid: {', '.join(OPTION_SETS)}")
+        wrong = [f"{k}={getattr(self, k)!r} (the set needs {v!r})"
+                 for k, v in OPTION_SETS[self.options].items() if getattr(self, k) != v]
+        if wrong:
+            raise ConfigError(f"option set {self.options!r} conflicts with {', '.join(wrong)}; "
+                              f"drop the override or use options 'kit'")
+
+
+# What the release does as a whole, against the kit's deviations (docs/enas-release.md):
+# its search-time branch bug, BN evaluated from moving averages, and its clipping, a no-op.
+OPTION_SETS: dict[str, dict] = {
+    "kit": {},
+    "release": {"branch_mode": "as-released", "bn_eval": "running", "grad_clip": 0.0},
+}
 
 
 def _base(name: str) -> dict:
@@ -105,11 +127,14 @@ def configure(preset: str, space: str, overrides: dict | None = None) -> EnasSea
     """The preset for `space` with `overrides` (nested dicts for controller/data/augment) laid on top.
 
     The controller's num_layers and num_ops follow `layers` and the space unless an override
-    sets them (a mismatch then fails).
+    sets them (a mismatch then fails). An `options` override lays its option set under the
+    other overrides, which must agree with it.
     """
     if space not in ENAS_SPACES:
         raise ValueError(f"unknown ENAS space {space!r}; valid: {', '.join(ENAS_SPACES)}")
     merged = deep_merge(_base(preset), {"space": space})
+    option_set = (overrides or {}).get("options", "kit")
+    merged = deep_merge(merged, OPTION_SETS.get(option_set, {}))  # unknown names fail in the config check
     merged = deep_merge(merged, overrides)
     ctrl_over = (overrides or {}).get("controller") or {}
     if isinstance(merged.get("controller"), dict):

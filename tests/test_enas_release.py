@@ -325,3 +325,31 @@ def test_bn_rules_probe_scores_the_same_architectures_under_every_rule(tmp_path,
     assert (out / "checkpoint.pt").read_bytes() == before  # probing never changes the trial's state
     bad = CliRunner().invoke(cli, ["bn-rules", str(tmp_path)])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_release_option_set_is_the_release_as_a_whole():
+    cfg = configure("smoke", "extended", {"options": "release"})
+    assert (cfg.options, cfg.branch_mode, cfg.bn_eval, cfg.grad_clip) == ("release", "as-released", "running", 0.0)
+    assert cfg.released_op == EXTENDED[-1]  # the release's last-built branch
+    kit = configure("smoke", "extended")  # the kit's deviations stay the default
+    assert (kit.options, kit.branch_mode, kit.bn_eval, kit.grad_clip) == ("kit", "intended", "batch", 5.0)
+
+
+def test_release_option_set_refuses_a_conflicting_override_or_an_unknown_name():
+    with pytest.raises(ConfigError, match=r"option set 'release' conflicts with grad_clip=5\.0") as err:
+        configure("smoke", "original", {"options": "release", "grad_clip": 5.0})
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"unknown ENAS option set 'releas'; valid: kit, release"):
+        configure("smoke", "original", {"options": "releas"})
+
+
+def test_release_searcher_skips_the_clip_and_rewards_from_running_statistics(tiny_data, monkeypatch):
+    s, splits = _searcher(tiny_data, options="release")
+    calls = _spy(s)
+    s.controller_epoch()
+    assert calls and all(bn == {False} for _, _, bn in calls)  # moving averages, as the release
+    import enas_ext.search as search
+
+    monkeypatch.setattr(search, "clip_per_tensor_", lambda *a: pytest.fail("the release does not clip"))
+    x, y = splits.train.x[:32].float(), splits.train.y[:32]
+    s.train_step(x, y, [0] * s.cfg.layers, [[0] * k for k in range(s.cfg.layers)])
