@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nascore.loop import run_trial
 from nascore.lock import TrialLock, TrialLocked, read_owner
+from nascore.loop import run_trial
 from nascore.records import RecordError, Trial, read_json
 from tests.faults.toy import ToySearcher, run
 
