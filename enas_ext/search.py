@@ -31,14 +31,13 @@ from enas_ext.controller import Controller, ControllerSample, ControllerTrainer
 from enas_ext.presets import EnasSearchConfig, configure
 from nascore.bn import bn_eval
 from nascore.config import from_dict
-from nascore.data import DeviceLoader, Splits, forever, load_splits
-from nascore.loop import RunSpec, run_trial
+from nascore.data import DeviceLoader, Splits, forever
+from nascore.loop import RunSpec
 from nascore.ops import count_params
+from nascore.recipe import Recipe, data_location, run_recipe
 from nascore.records import RecordError, Trial, read_json
-from nascore.runtime import resolve_device, seed_everything
 from nascore.schedules import cosine_restart_lr
 from nascore.spaces import get_space
-from nascore.trial import oom_hint, open_trial, trial_meta
 
 Arch = tuple[list[int], list[list[int]]]
 
@@ -249,24 +248,12 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
                  overrides: dict | None = None) -> dict | None:
     """Run (or resume) one ENAS search trial into spec.out; None when it is finished and not forced."""
     over = dict(overrides or {})
-    # Where the data lives comes from the run; which subset to use, from the preset and overrides.
-    data_dir = None if spec.data.data_dir is None else str(spec.data.data_dir)
-    over["data"] = {**over.get("data", {}), "data_dir": data_dir, "download": spec.data.download}
+    over["data"] = {**over.get("data", {}), **data_location(spec)}
     cfg = configure(preset, space, over)
-    device = resolve_device(spec.device)
-    trial = open_trial(spec.out, spec.force)
-    if trial is None:
-        return None
-    seed_everything(spec.seed, spec.deterministic)
-    splits = load_splits(cfg.data)
-    try:
-        searcher = EnasSearch(cfg, splits, device, spec.seed)
-        meta = trial_meta(spec, device, splits.source, method="enas", space=cfg.space, preset=preset,
-                          branch_mode=cfg.branch_mode, config=dataclasses.asdict(cfg))
-        return run_trial(trial, searcher, meta)
-    except torch.cuda.OutOfMemoryError as e:
-        e.hint = oom_hint(cfg.batch_size, cfg.layers)
-        raise
+    return run_recipe(spec, Recipe(
+        method="enas", space=cfg.space, preset=preset, config=dataclasses.asdict(cfg), data=cfg.data,
+        build=lambda splits, device: EnasSearch(cfg, splits, device, spec.seed), batch_size=cfg.batch_size,
+        layers=cfg.layers, extra={"branch_mode": cfg.branch_mode}))
 
 
 def checkpointed_search(trial: Trial) -> tuple[EnasSearchConfig, dict]:

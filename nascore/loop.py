@@ -17,7 +17,8 @@ from typing import Protocol
 import torch
 
 from nascore.data import DataConfig
-from nascore.records import CONFIG, FORMAT, CheckpointWriter, RecordError, Trial, TrialLock, read_json
+from nascore.lock import TrialLock
+from nascore.records import CONFIG, FORMAT, CheckpointWriter, RecordError, Trial, read_json
 from nascore.runtime import rng_state, set_rng_state, sync
 
 
@@ -189,10 +190,10 @@ def _one_epoch(trial: Trial, searcher: Searcher, writer: CheckpointWriter, epoch
     return time.perf_counter() - now
 
 
-def run_trial(trial: Trial, searcher: Searcher, meta: dict) -> dict:
-    """Run (or resume) a trial to its end and return what result.json holds."""
+def run_trial(trial: Trial, searcher: Searcher, meta: dict, lock: TrialLock | None = None) -> dict:
+    """Run (or resume) a trial to its end and return what result.json holds (`lock`: one already held)."""
     trial.prepare()
-    with TrialLock(trial):
+    with lock or TrialLock(trial):
         start, wall0 = _resume(trial, searcher, meta)
         base = {k: meta.get(k) for k in ("trial_id", "method", "space", "seed", "budget_s")}
         try:

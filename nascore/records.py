@@ -1,4 +1,4 @@
-"""The trial folder: config, per-epoch JSON lines, results, checkpoints, a lock, provenance.
+"""The trial folder: config, per-epoch JSON lines, results, checkpoints, provenance (its lock: nascore.lock).
 
 Every write that must survive a crash is atomic (temp file, fsync, rename) or an fsynced
 append of one whole line; on resume, lines past the checkpoint are dropped, so
@@ -31,10 +31,6 @@ from nascore.names import (  # noqa: F401 (re-exported)
     RecordError,
     data_copy,
 )
-
-
-class TrialLocked(RecordError):
-    """Another live process holds this trial folder."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -229,63 +225,6 @@ class Trial:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint must be named, not traced
             raise RecordError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class TrialLock:
-    """An exclusive lock on a trial folder, taken over when its holder is dead."""
-
-    def __init__(self, trial: Trial):
-        self.path = trial.file(LOCK)
-
-    def _holder(self) -> tuple[str, int] | None:
-        """(host, pid) written in the lock file, or None if unreadable."""
-        try:
-            host, pid = self.path.read_text().split()
-            return host, int(pid)
-        except (OSError, ValueError):
-            return None
-
-    def acquire(self) -> None:
-        """Take the lock or fail naming the live holder."""
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder and (holder[0] != socket.gethostname() or _alive(holder[1])):
-                    raise TrialLocked(f"{self.path.parent} is being run by {holder[0]} pid {holder[1]}; "
-                                      f"wait for it or remove {self.path} if that process is gone") from None
-                self.path.unlink(missing_ok=True)  # stale: its holder is dead
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            return
-        raise TrialLocked(f"could not take {self.path}")
-
-    def release(self) -> None:
-        """Drop the lock if it is still ours."""
-        holder = self._holder()
-        if holder and holder[1] == os.getpid():
-            self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> TrialLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 def snapshot(obj: Any) -> Any:

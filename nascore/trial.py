@@ -1,30 +1,135 @@
-"""Opening a trial: the one place every search and retraining starts a trial folder.
+"""Opening a trial folder: which folders may be written, skipped, resumed or moved aside.
 
-A trial is skipped when finished (unless forced), moved aside when forced, and its
-`config.json` metadata is built here from the run spec, so every method writes the same
-fields in the same way.
+`--out` must name a trial folder: never empty, never the data root or the kit's checkout
+(nor a folder above them), and never a non-empty folder holding files that are not a
+trial's. A finished folder is skipped only when it ran what is asked now (method, space,
+scale, budget); otherwise it is refused with a pointer to `--force`. `--force` moves a
+trial aside only under its lock and after every other input was checked (nascore.recipe).
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import sys
 from pathlib import Path
 
 import torch
 
+from nascore.lock import TrialLock
 from nascore.loop import RunSpec
-from nascore.records import Trial, provenance
+from nascore.names import ALPHAS, ARCH, CHECKPOINT, CONFIG, EPOCHS, LOCK, RESULT, SAMPLES, RecordError
+from nascore.records import Trial, provenance, read_json
+
+KIT_ROOT = Path(__file__).resolve().parents[1]  # the kit's checkout (or installed tree): never a trial
+RECORDS = (CONFIG, EPOCHS, RESULT, CHECKPOINT, ARCH, ALPHAS, SAMPLES, LOCK)  # what a trial folder holds
+IDENTITY = ("method", "space", "preset", "budget_s")  # what a finished trial must share with the request
+STAMP = "%Y%m%d-%H%M%S"  # the time stamp of a folder moved aside: <name>.old-<stamp>
 
 
-def open_trial(out: Path, force: bool) -> Trial | None:
-    """The trial to run, or None when it is finished and --force was not given."""
-    trial = Trial(out)
-    if trial.finished and not force:
-        print(f"{out} is finished (result.json exists); skipping. Use --force to run it again.", file=sys.stderr)
-        return None
-    if force and trial.path.is_dir() and any(trial.path.iterdir()):
+def _is_kit_file(name: str) -> bool:
+    """A record, or a temp/probe file a killed run of the kit leaves behind."""
+    return name in RECORDS or name.startswith(".probe") or (name.startswith(".") and ".tmp" in name)
+
+
+def _has_record(path: Path) -> bool:
+    """Whether the folder holds a config.json/result.json or an epoch line written by this kit."""
+    for name in (CONFIG, RESULT):
+        try:
+            if "format" in json.loads((path / name).read_text()):
+                return True
+        except (OSError, ValueError, TypeError):
+            pass
+    try:
+        with open(path / EPOCHS) as f:
+            return "epoch" in json.loads(f.readline())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def check_out(out: Path, data_root: Path) -> None:
+    """Refuse an --out that is empty, the data root or the kit's checkout (or a folder above either)."""
+    if str(out).strip() in ("", "."):
+        raise RecordError("--out is empty: name the trial folder to write, e.g. --out runs/my-trial")
+    here = Path(out).resolve()
+    for what, root in (("the data root", Path(data_root).resolve()), ("the kit's checkout", KIT_ROOT)):
+        if root == here or root.is_relative_to(here):
+            raise RecordError(f"--out {out} is {what} {root} or a folder above it; name a trial folder "
+                              f"of its own, e.g. --out runs/my-trial")
+
+
+def folder_state(trial: Trial) -> str:
+    """new (absent or empty), partial (started) or finished; refuses a folder that is not a trial's."""
+    path = trial.path
+    if path.exists() and not path.is_dir():
+        raise RecordError(f"--out {path} is a file, not a folder; name a trial folder")
+    names = [p.name for p in path.iterdir()] if path.is_dir() else []
+    if not names:
+        return "new"
+    if not (_has_record(path) or all(_is_kit_file(n) for n in names)):
+        raise RecordError(f"{path} holds files that are not a trial's (no config.json, epochs.jsonl or "
+                          f"result.json of this kit); nothing was written or moved; choose a new folder for --out")
+    return "finished" if trial.finished else "partial"
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values; budgets in seconds equal to a millisecond (labels round-trip through floats)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) < 1e-3
+    return a == b
+
+
+def check_finished(trial: Trial, request: dict) -> None:
+    """Refuse a finished trial that ran other settings than those asked now (method, space, scale, budget)."""
+    then = read_json(trial.file(CONFIG), need_format=True)
+    for key in IDENTITY:
+        if not _same(then.get(key), request.get(key)):
+            raise RecordError(f"{trial.path} is a finished trial with {key}={then.get(key)!r}, this run asks "
+                              f"{key}={request.get(key)!r}; choose another --out, or pass --force to run it "
+                              f"again (the old folder is moved aside)")
+
+
+def check_movable(trial: Trial) -> None:
+    """Refuse early when `<name>.old-<stamp>` would be too long a name for the file system."""
+    dest = f"{trial.path.name}.old-{dt.datetime.now().strftime(STAMP)}"
+    try:
+        limit = os.pathconf(trial.path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(dest)) > limit:
+        raise RecordError(f"--force: {trial.path} cannot be moved aside as {dest} (a name of {len(dest)} "
+                          f"characters, this file system allows {limit}); rename or remove it yourself")
+
+
+def move_aside(trial: Trial, lock: TrialLock) -> tuple[TrialLock, Path]:
+    """Move a locked trial to <name>.old-<stamp> and lock the fresh folder; returns that lock and where
+    the old trial went."""
+    try:
         moved = trial.archive()
-        print(f"--force: the earlier trial was moved to {moved}", file=sys.stderr)
-    return trial
+    except OSError as e:
+        raise RecordError(f"--force: cannot move {trial.path} aside: {e.strerror or e}; it was left "
+                          f"where it was") from None
+    lock.moved_to(moved)
+    print(f"--force: the earlier trial was moved to {moved}", file=sys.stderr)
+    trial.prepare()
+    fresh = TrialLock(trial)
+    try:
+        fresh.acquire()
+    finally:
+        lock.release()
+    return fresh, moved
+
+
+def kept_line(trial: Trial, start_up: bool, moved: Path | None = None) -> str:
+    """A true line, for Ctrl-C, about what the trial folder keeps now."""
+    when = "interrupted during start-up" if start_up else "interrupted"
+    if trial.finished:
+        said = f"{trial.path} is finished (result.json)"
+    elif trial.file(CHECKPOINT).is_file():
+        said = f"{trial.path} keeps its last checkpoint; run the same command to resume"
+    else:
+        said = f"no checkpoint was written to {trial.path}; nothing to resume from"
+    return f"{when}; {said}" + (f"; the earlier trial is in {moved}" if moved else "")
 
 
 def trial_meta(spec: RunSpec, device: torch.device, data_source: str | None, *, method: str,

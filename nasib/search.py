@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from nascore.bn import bn_eval
-from nascore.data import DeviceLoader, Split, Splits, forever, load_splits
-from nascore.loop import RunSpec, run_trial
+from nascore.data import DeviceLoader, Split, Splits, forever
+from nascore.loop import RunSpec
 from nascore.ops import count_params
+from nascore.recipe import Recipe, data_location, run_recipe
 from nascore.records import Trial, snapshot
-from nascore.runtime import resolve_device, rng_state, seed_everything, set_rng_state, sync
+from nascore.runtime import rng_state, set_rng_state, sync
 from nascore.schedules import cosine
-from nascore.trial import oom_hint, open_trial, trial_meta
 from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule, resolve_budget
 from nasib.presets import NasibSearchConfig, apply_overrides
 from nasib.presets import preset as get_preset
@@ -365,21 +365,14 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
     preset (and overrides), as for retraining.
     """
     t_start = time.monotonic()  # the budget counts from here
-    where = {"data_dir": spec.data.data_dir, "download": spec.data.download}
     over = dict(overrides or {})
-    over["data"] = {**(over.get("data") or {}), **where}
+    over["data"] = {**(over.get("data") or {}), **data_location(spec)}
     cfg = apply_overrides(get_preset(preset, space), over)
-    trial = open_trial(spec.out, spec.force)
-    if trial is None:
-        return None
-    try:
-        device = resolve_device(spec.device)
-        seed_everything(spec.seed, spec.deterministic)
-        splits = load_splits(cfg.data)
-        searcher = NasibSearch(cfg, splits, device, spec.seed, used_s=time.monotonic() - t_start)
-        meta = trial_meta(spec, device, splits.source, method=searcher.strategy.name, space=cfg.space,
-                          preset=preset, config=asdict(cfg), budget_s=cfg.budget_s, budget_label=cfg.budget)
-        return run_trial(trial, searcher, meta)
-    except torch.cuda.OutOfMemoryError as e:
-        e.hint = oom_hint(cfg.batch_size, cfg.layers)
-        raise
+
+    def build(splits: Splits, device: torch.device) -> NasibSearch:
+        return NasibSearch(cfg, splits, device, spec.seed, used_s=time.monotonic() - t_start)
+
+    return run_recipe(spec, Recipe(
+        method=get_strategy(cfg.strategy).name, space=cfg.space, preset=preset, config=asdict(cfg),
+        data=cfg.data, build=build, batch_size=cfg.batch_size, layers=cfg.layers, budget_s=cfg.budget_s,
+        budget_label=cfg.budget))

@@ -21,13 +21,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nascore.config import ConfigError, deep_merge, from_dict, positive
-from nascore.data import AugmentConfig, DataConfig, DeviceLoader, Split, load_splits
-from nascore.loop import RunSpec, run_trial
+from nascore.data import AugmentConfig, DataConfig, DeviceLoader, Split, Splits
+from nascore.loop import RunSpec
 from nascore.ops import count_params
+from nascore.recipe import Recipe, data_location, run_recipe
 from nascore.records import Trial
-from nascore.runtime import resolve_device, seed_everything
 from nascore.schedules import cosine
-from nascore.trial import open_trial, trial_meta
 from retraining.registry import build_fixed, family_of
 from retraining.width import NASIB_PAPER_WIDTH
 
@@ -241,22 +240,11 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
                   overrides: dict | None = None) -> dict | None:
     """Retrain `arch_path` into the trial folder `spec.out`; None when already finished."""
     base = dataclasses.asdict(preset(preset_name))
-    # Where the data lives comes from the run; which subset to train on, from the preset.
-    base["data"].update(data_dir=spec.data.data_dir, download=spec.data.download)
+    base["data"].update(data_location(spec))
     cfg = from_dict(RetrainConfig, deep_merge(base, overrides), "retrain overrides")
     arch = load_arch(arch_path)
     cfg = resolve_recipe(cfg, arch)
-    trial = open_trial(spec.out, spec.force)
-    if trial is None:
-        return None
-    seed_everything(spec.seed, spec.deterministic)
-    device = resolve_device(spec.device)
-    splits = load_splits(cfg.data)
-    train = splits.train
-    if cfg.use_valid:
-        train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
     channels = width_for(cfg, arch)
-    net = build_fixed(arch, channels, cfg.dropout)
     width = {"channels_used": channels if channels is not None else arch.get("channels"),
              "arch_channels": arch.get("channels")}  # recorded: a preset's width never replaces it unseen
     if channels is not None and arch.get("channels") not in (None, channels):
@@ -265,7 +253,15 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
     src = Path(arch_path).resolve().parent
     source = {"source_trial": f"{src.parent.name}/{src.name}", "source_method": arch.get("method"),
               "source_space": arch.get("space")}
-    searcher = Retrain(net, cfg, train, splits.test, splits.mean, splits.std, device, source)
-    meta = trial_meta(spec, device, splits.source, method="retrain", space=arch.get("space"), preset=preset_name,
-                      config=dataclasses.asdict(cfg), source_arch=str(arch_path), arch=arch, **width)
-    return run_trial(trial, searcher, meta)
+
+    def build(splits: Splits, device: torch.device) -> Retrain:
+        train = splits.train
+        if cfg.use_valid:
+            train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
+        net = build_fixed(arch, channels, cfg.dropout)
+        return Retrain(net, cfg, train, splits.test, splits.mean, splits.std, device, source)
+
+    return run_recipe(spec, Recipe(
+        method="retrain", space=arch.get("space"), preset=preset_name, config=dataclasses.asdict(cfg),
+        data=cfg.data, build=build, batch_size=cfg.batch_size, layers=arch.get("layers") or len(arch["ops"]),
+        extra={"source_arch": str(arch_path), "arch": arch, **width}))

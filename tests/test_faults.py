@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from nascore.lock import TrialLock, TrialLocked, read_owner
 from nascore.loop import run_trial
-from nascore.records import RecordError, Trial, TrialLock, TrialLocked, read_json
+from nascore.records import RecordError, Trial, read_json
 from tests.faults.toy import ToySearcher, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +88,7 @@ def test_stale_lock_is_taken_over_and_live_lock_refused(tmp_path):
 
     (trial.path / ".lock").write_text(f"{socket.gethostname()} {int(dead.stdout)}")
     with TrialLock(trial):
-        assert (trial.path / ".lock").read_text().endswith(str(os.getpid()))
+        assert read_owner((trial.path / ".lock").read_text())["pid"] == os.getpid()
         with pytest.raises(TrialLocked, match="being run by"):
             TrialLock(trial).acquire()
     assert not (trial.path / ".lock").exists()

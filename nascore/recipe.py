@@ -1,0 +1,122 @@
+"""The trial recipe every search and retraining runs: one order of steps, one set of checks.
+
+Check --out and the folder, skip or refuse a finished trial, take the lock of a started
+one, resolve the device, seed, load the data, build the searcher, and only then (with
+--force) move the old trial aside, so bad input leaves every folder where it was; then
+write the metadata and run the shared epoch loop. A CUDA out-of-memory error gets the
+same hint for every method, and Ctrl-C during start-up exits 130 saying what was kept.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nascore.data import DataConfig, Splits, load_splits, resolve_root
+from nascore.lock import TrialLock
+from nascore.loop import Interrupted, RunSpec, Searcher, run_trial
+from nascore.records import Trial
+from nascore.runtime import resolve_device, seed_everything
+from nascore.trial import (
+    check_finished,
+    check_movable,
+    check_out,
+    folder_state,
+    kept_line,
+    move_aside,
+    oom_hint,
+    trial_meta,
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one search or retraining hands the shared recipe."""
+
+    method: str  # the method config.json records: enas, retrain, or a one-shot strategy
+    space: str | None  # the search space recorded (a retraining: its architecture's)
+    preset: str  # the scale its settings came from
+    config: dict  # the resolved config, as recorded in config.json
+    data: DataConfig  # the data it trains on (where it lives: the run's; which part: the config's)
+    build: Callable[[Splits, torch.device], Searcher]  # the searcher, once the data and device are known
+    batch_size: int  # named by the out-of-memory hint
+    layers: int  # named by the out-of-memory hint
+    budget_s: float | None = None  # the wall-clock budget in seconds, when there is one
+    budget_label: str | None = None  # the budget as it was written
+    extra: dict = field(default_factory=dict)  # more config.json fields (branch mode, source architecture)
+
+    @property
+    def identity(self) -> dict:
+        """What a finished trial must share with this request to be skipped."""
+        return {"method": self.method, "space": self.space, "preset": self.preset, "budget_s": self.budget_s}
+
+
+def data_location(spec: RunSpec) -> dict:
+    """Where the data lives, from the run (which subset to use comes from the preset and overrides)."""
+    data_dir = spec.data.data_dir
+    return {"data_dir": None if data_dir is None else str(data_dir), "download": spec.data.download}
+
+
+def run_recipe(spec: RunSpec, recipe: Recipe) -> dict | None:
+    """Run (or resume) one trial; None when it is finished (with the same settings) and not forced."""
+    try:
+        return _run(spec, recipe)
+    except torch.cuda.OutOfMemoryError as e:
+        e.hint = oom_hint(recipe.batch_size, recipe.layers)
+        raise
+
+
+def _open(spec: RunSpec, recipe: Recipe, trial: Trial) -> tuple[str, TrialLock | None]:
+    """The folder's state and, for a started one, its lock (taken before anything else happens)."""
+    check_out(spec.out, resolve_root(recipe.data.data_dir))
+    state = folder_state(trial)
+    if state == "finished" and not spec.force:
+        check_finished(trial, recipe.identity)
+        return state, None
+    if spec.force and state != "new":
+        check_movable(trial)
+    if state == "new":
+        return state, None  # nothing to protect yet: run_trial creates and locks the folder
+    lock = TrialLock(trial)
+    lock.acquire()
+    return state, lock
+
+
+def _start(spec: RunSpec, recipe: Recipe) -> tuple[torch.device, Splits, Searcher]:
+    """Device, seeds, data and the searcher, in the same order for every method."""
+    device = resolve_device(spec.device)
+    seed_everything(spec.seed, spec.deterministic)
+    splits = load_splits(recipe.data)
+    return device, splits, recipe.build(splits, device)
+
+
+def _run(spec: RunSpec, recipe: Recipe) -> dict | None:
+    """The recipe's steps in order (see the module docstring)."""
+    trial = Trial(spec.out)
+    state, lock = _open(spec, recipe, trial)
+    if state == "finished" and not spec.force:
+        print(f"{spec.out} is finished (result.json exists); skipping. Use --force to run it again.",
+              file=sys.stderr)
+        return None
+    moved: Path | None = None
+    try:
+        try:
+            device, splits, searcher = _start(spec, recipe)
+            if spec.force and state != "new":
+                searcher.done(0)  # a budgeted search measures and plans here: a budget too small fails now
+                lock, moved = move_aside(trial, lock)
+        except KeyboardInterrupt:
+            raise Interrupted(kept_line(trial, True, moved)) from None
+        meta = trial_meta(spec, device, splits.source, method=recipe.method, space=recipe.space,
+                          preset=recipe.preset, config=recipe.config, budget_s=recipe.budget_s,
+                          budget_label=recipe.budget_label, **recipe.extra)
+        try:
+            return run_trial(trial, searcher, meta, lock)
+        except KeyboardInterrupt:  # outside the epoch loop (resuming, finishing): say what is on disk
+            raise Interrupted(kept_line(trial, False)) from None
+    finally:
+        if lock is not None:
+            lock.release()
