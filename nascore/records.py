@@ -86,6 +86,8 @@ def _size(path: Path) -> int:
 
 def _mb(n: int) -> str:
     """Bytes as a short human figure."""
+    if n < 1e6:
+        return f"{n} bytes"
     return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
 
 
