@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from experiments.runner import TrialPlan
+from nascore.intact import finished_problem, flat
 from nasib.budget_forms import check_budget
 
 STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED, ELSEWHERE = (
@@ -65,7 +66,7 @@ class RunContext:
 
         return RunSpec(out=plan.folder, seed=plan.seed, device=self.device, deterministic=self.deterministic,
                        data=DataConfig(data_dir=self.data_dir, download=self.download), force=self.force,
-                       experiment=plan.owner)
+                       experiment=plan.owner, plan=plan_record(plan))
 
 
 # A method runs one trial: (plan, context) -> result.json content, or None when already finished.
@@ -116,17 +117,57 @@ def trial_state(folder: Path) -> str:
     return "partial" if (folder / "config.json").exists() else "new"
 
 
+def plan_record(plan: TrialPlan) -> dict:
+    """What a trial's config.json records of the plan that started it (as JSON reads it back)."""
+    fields = {"experiment": plan.owner, "trial_id": plan.trial_id, "method": plan.method, "space": plan.space,
+              "strategy": plan.strategy, "budget": plan.budget, "seed": plan.seed, "preset": plan.preset,
+              "overrides": plan.overrides}
+    return json.loads(json.dumps(fields, default=str))
+
+
 def _mismatch(plan: TrialPlan) -> str | None:
-    """Why an existing folder belongs to other settings (another scale or budget), else None."""
+    """Why an existing folder holds a trial of other settings than this plan's, else None.
+
+    A folder the runner started records its whole plan: it must equal this one. Older records
+    (no plan) must match every field both sides set, every override of the plan, and come from
+    this experiment: a trial run by hand (experiment null) is never adopted.
+    """
     cfg = _read(plan.folder / "config.json")
-    have = {"preset": cfg.get("preset"), "budget": cfg.get("budget_s")}
-    want = {"preset": plan.preset, "budget": check_budget(plan.budget) if plan.budget else None}
-    for key in have:
-        # Only values both sides set count: a preset's own default budget is not a plan's choice.
-        if None not in (have[key], want[key]) and have[key] != want[key] and not _close(have[key], want[key]):
-            return (f"{plan.folder} holds a trial with {key} {have[key]!r}, this plan wants {want[key]!r}; "
-                    f"use another --results folder (e.g. results/{plan.preset}) or remove that folder")
+    strict = isinstance(cfg.get("plan"), dict)
+    have, want = (flat(cfg["plan"]), flat(plan_record(plan))) if strict else (_recorded(cfg), _planned(plan))
+    for key in sorted(set(have) | set(want)):
+        # Without a recorded plan only values both sides set count: a preset's own default is no choice.
+        if not strict and not (key in have and key in want):
+            continue
+        a, b = have.get(key), want.get(key)
+        if a != b and not _close(a, b):
+            return (f"{plan.folder} holds a trial with {key} {a!r}, this plan wants {b!r}; use another "
+                    f"--results folder (e.g. results/{plan.preset}) or remove that folder")
     return None
+
+
+_WHERE = ("data.data_dir", "data.download")  # where the data lives: the run's choice, not the plan's
+_SHARED = {"preset": "preset", "budget": "budget_s", "experiment": "experiment", "seed": "seed",
+           "method": "method", "space": "space", "trial_id": "trial_id"}  # plan field -> config.json key
+
+
+def _planned(plan: TrialPlan) -> dict:
+    """A plan's side of the comparison with a config.json that records no plan."""
+    out = {"preset": plan.preset, "experiment": plan.owner, "seed": plan.seed, "space": plan.space,
+           "method": plan.strategy or plan.method, "trial_id": plan.trial_id}
+    if plan.budget:
+        out["budget"] = check_budget(plan.budget)
+    over = {f"config.{k}": v for k, v in flat(plan.overrides).items() if k not in ("budget", *_WHERE)}
+    return {**out, **over}
+
+
+def _recorded(cfg: dict) -> dict:
+    """A config.json's side (fields it lacks are unknown, not different; a null budget is the preset's)."""
+    out = {mine: cfg[theirs] for mine, theirs in _SHARED.items() if theirs in cfg}
+    if out.get("budget") is None:
+        out.pop("budget", None)
+    config = cfg.get("config")
+    return {**out, **flat(config if isinstance(config, dict) else {}, "config.")}
 
 
 def _close(a: object, b: object) -> bool:
@@ -164,7 +205,10 @@ def run_one(plan: TrialPlan, ctx: RunContext, methods: Mapping[str, MethodFn] = 
     if why and not (ctx.force and state == "finished"):
         return Outcome(plan, FAILED, why)
     if state == "finished" and not ctx.force:
-        status = _read(plan.folder / "result.json").get("status", "?")
+        damage = finished_problem(plan.folder)  # a broken record is no reason to skip a trial
+        if damage:
+            return Outcome(plan, FAILED, damage)
+        status = _read(plan.folder / "result.json")["status"]
         return Outcome(plan, SKIPPED, f"finished earlier (status {status}); result.json exists")
     blocked = _source_problem(plan)
     if blocked:

@@ -3,10 +3,12 @@
 A searcher implements the small `Searcher` protocol; this module owns everything that
 must behave the same for all of them: the lock, exact resume from `checkpoint.pt`,
 fsynced epoch records, `result.json` last, a clean stop on Ctrl-C, and `diverged`.
+A resume, and a start-over of a folder that already holds records, must pass the same
+settings and data check; records that are damaged or missing stop the run with one line
+instead of being rewritten (docs/records.md).
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -17,8 +19,18 @@ from typing import Protocol
 import torch
 
 from nascore.data import DataConfig
+from nascore.intact import RERUN, flat, missing_epochs, spans
 from nascore.lock import TrialLock
-from nascore.records import CONFIG, FORMAT, CheckpointWriter, RecordError, Trial, read_json
+from nascore.records import (
+    CHECKPOINT,
+    CONFIG,
+    EPOCHS,
+    FORMAT,
+    CheckpointWriter,
+    RecordError,
+    Trial,
+    read_json,
+)
 from nascore.runtime import rng_state, set_rng_state, sync
 
 
@@ -33,6 +45,7 @@ class RunSpec:
     deterministic: bool = False  # deterministic kernels: same seed, same numbers on CPU
     force: bool = False  # re-run a finished trial, moving the old folder aside
     experiment: str | None = None  # experiment name recorded in config.json (None: standalone run)
+    plan: dict | None = None  # the experiment runner's plan of this trial, recorded in config.json (None: by hand)
 
 
 class Diverged(RuntimeError):
@@ -86,32 +99,58 @@ def _line(rec: dict, planned: int) -> str:
     return "  ".join(parts)
 
 
-IGNORED = ("data.data_dir", "data.download")  # where the data lives may change between runs; nothing else may
+# Where the data lives may change between runs (the same files, moved); nothing else may. That
+# the files are the same is checked on their digest (check_same_data).
+IGNORED = ("data.data_dir", "data.download")
+START_OVER = "pass --force to start over (the old folder is moved aside)"
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}, after a JSON round trip so tuples compare equal to lists."""
-    out = {}
-    for key, val in json.loads(json.dumps(d, default=str)).items():
-        if isinstance(val, dict):
-            out.update(_flat(val, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = val
-    return out
+def _started_with(trial: Trial) -> dict:
+    """The config.json a trial was started with; unreadable or missing is one line with the next step."""
+    try:
+        return read_json(trial.file(CONFIG), need_format=True)
+    except RecordError as e:
+        if "--force" in str(e):
+            raise
+        raise RecordError(f"{e}; the settings this trial was started with cannot be checked: restore "
+                          f"{CONFIG}, or {START_OVER}") from None
 
 
-def check_same_run(trial: Trial, meta: dict) -> None:
-    """Refuse to resume a trial with settings other than those it was started with."""
-    old = read_json(trial.file(CONFIG), need_format=True)
+def check_same_run(trial: Trial, meta: dict) -> dict:
+    """Refuse to resume a trial with settings or data other than those it was started with; returns config.json."""
+    old = _started_with(trial)
     keys = ("method", "space", "preset", "budget_s")
-    now = {**{k: meta.get(k) for k in keys}, **_flat(meta.get("config", {}), "config.")}
-    then = {**{k: old.get(k) for k in keys}, **_flat(old.get("config", {}), "config.")}
+    now = {**{k: meta.get(k) for k in keys}, **flat(meta.get("config", {}), "config.")}
+    then = {**{k: old.get(k) for k in keys}, **flat(old.get("config", {}) or {}, "config.")}
     for key in sorted(set(now) | set(then)):
         if key.removeprefix("config.") in IGNORED or now.get(key) == then.get(key):
             continue
         raise RecordError(f"{trial.path} was started with {key}={then.get(key)!r}, this run asks "
-                          f"{key}={now.get(key)!r}; resume with the original arguments, or pass --force to "
-                          f"start over (the old folder is moved aside)")
+                          f"{key}={now.get(key)!r}; resume with the original arguments, or {START_OVER}")
+    check_same_data(trial, old, meta)
+    return old
+
+
+def _data(record: dict) -> tuple[str | None, str | None, str | None]:
+    """(data_source, data_digest, data_copy) from a config's provenance."""
+    prov = record.get("provenance")
+    prov = prov if isinstance(prov, dict) else {}
+    return prov.get("data_source"), prov.get("data_digest"), prov.get("data_copy")
+
+
+def check_same_data(trial: Trial, old: dict, meta: dict) -> None:
+    """Refuse a run that reads other data than the trial started with: the digest decides, else the folder."""
+    (src0, dig0, copy0), (src1, dig1, copy1) = _data(old), _data(meta)
+    if dig0 and dig1:
+        same = dig0 == dig1  # the same files, wherever they now are
+    elif copy0 and copy1 and copy0 != copy1:
+        same = False
+    else:
+        same = None in (src0, src1) or src0 == src1
+    if not same:
+        raise RecordError(f"{trial.path} was started on the data in {src0} (digest {dig0 or 'not recorded'}), "
+                          f"this run reads {src1} (digest {dig1 or 'unknown'}); resume with the original "
+                          f"--data-dir, or {START_OVER}")
 
 
 class Progress:
@@ -145,20 +184,59 @@ def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
     """Restore from the checkpoint, or start fresh; returns (first epoch, wall seconds so far)."""
     state = trial.load_checkpoint()
     if state is None:
-        trial.write_config(meta)
-        trial.truncate_epochs(0)  # lines from a run that died before its first checkpoint
-        return 0, 0.0
-    check_same_run(trial, meta)
-    searcher.load_state_dict(state["searcher"])
-    set_rng_state(state["rng"])
-    start = state["epoch"] + 1
+        return _start(trial, meta), 0.0
+    old = check_same_run(trial, meta)
+    start = _restore(trial, searcher, state)
     trial.truncate_epochs(start)
+    _note_moved_data(trial, old, meta, start)
     _say(f"resuming {trial.path} at epoch {start + 1} from its checkpoint")
     return start, state["wall_s"]
 
 
-def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> float:
-    """Run epochs until the searcher is done; returns the checkpoint seconds the run waited for."""
+def _start(trial: Trial, meta: dict) -> int:
+    """No checkpoint: epoch 0, after the same settings check as a resume when records exist already."""
+    if trial.file(CONFIG).exists() or trial.file(EPOCHS).exists():
+        check_same_run(trial, meta)  # a lost checkpoint is no licence to rewrite another run's records
+        dropped = len(trial.read_epochs())
+        if dropped:
+            _say(f"{trial.path}: no {CHECKPOINT} to resume from; starting again at epoch 1 "
+                 f"(the {dropped} epoch line(s) it does not cover are dropped)")
+    trial.write_config(meta)
+    trial.truncate_epochs(0)
+    return 0
+
+
+def _restore(trial: Trial, searcher: Searcher, state: object) -> int:
+    """Load a checkpoint into the searcher and the RNGs; returns the first epoch to run."""
+    path = trial.file(CHECKPOINT)
+    if not (isinstance(state, dict) and state.get("format") == FORMAT and isinstance(state.get("epoch"), int)
+            and {"searcher", "rng", "wall_s"} <= set(state)):
+        raise RecordError(f"{path} is no checkpoint of this kit's trial loop (format {FORMAT}); restore it, "
+                          f"or {RERUN}")
+    try:
+        searcher.load_state_dict(state["searcher"])
+        set_rng_state(state["rng"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise RecordError(f"{path} does not fit this trial ({type(e).__name__}: {first}); it comes from "
+                          f"another run or kit version: restore it, or {RERUN}") from None
+    return state["epoch"] + 1
+
+
+def _note_moved_data(trial: Trial, old: dict, meta: dict, start: int) -> None:
+    """Record in config.json that the same data files were read from another folder from epoch `start`."""
+    now, then = _data(meta)[0], _data(old)[0]
+    if None in (now, then) or now == then:
+        return
+    prov = old["provenance"]
+    prov["data_moved"] = [*prov.get("data_moved", []), {"from_epoch": start, "data_source": now}]
+    trial.write_config({k: v for k, v in old.items() if k != "format"})
+    _say(f"{trial.path}: the same data files (digest {_data(old)[1]}) are now read from {now}; "
+         f"recorded in {CONFIG}")
+
+
+def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> tuple[float, int]:
+    """Run epochs until the searcher is done; returns (checkpoint seconds waited for, epochs in all)."""
     t_run, ckpt_s, epoch = time.perf_counter(), 0.0, start
     progress, writer = Progress(start, searcher.planned_epochs()), CheckpointWriter(trial)
     try:
@@ -170,7 +248,7 @@ def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> float
         t0 = time.perf_counter()
         writer.wait()  # the last checkpoint lands before result.json (or before a Ctrl-C exits)
         ckpt_s += time.perf_counter() - t0
-    return ckpt_s
+    return ckpt_s, epoch
 
 
 def _one_epoch(trial: Trial, searcher: Searcher, writer: CheckpointWriter, epoch: int, wall0: float,
@@ -194,24 +272,56 @@ def run_trial(trial: Trial, searcher: Searcher, meta: dict, lock: TrialLock | No
     """Run (or resume) a trial to its end and return what result.json holds (`lock`: one already held)."""
     trial.prepare()
     with lock or TrialLock(trial):
-        start, wall0 = _resume(trial, searcher, meta)
-        base = {k: meta.get(k) for k in ("trial_id", "method", "space", "seed", "budget_s")}
         try:
-            ckpt_s = _epochs(trial, searcher, start, wall0)
-        except Diverged as e:
-            done = trial.read_epochs()
-            result = {**base, "status": "diverged", "diverged_epoch": len(done), "reason": str(e),
-                      "epochs": len(done)}
-            trial.write_result(result)
-            _say(f"{trial.path}: diverged: {e}; the last good checkpoint is kept")
-            return result
+            return _run_locked(trial, searcher, meta)
         except KeyboardInterrupt:
+            if trial.finished:  # the stop came after result.json landed
+                raise Interrupted(f"interrupted; {trial.path} was already finished (result.json is "
+                                  f"written)") from None
             raise Interrupted(f"interrupted; {trial.path} keeps its last checkpoint; "
                               f"run the same command to resume") from None
-        epochs = trial.read_epochs()
-        fields = searcher.finish(trial, epochs)
-        result = {**base, "status": "ok", "epochs": len(epochs), "diverged_epoch": None,
-                  "search_s": epochs[-1]["wall_s"] if epochs else 0.0,
-                  "checkpoint_s_per_epoch": ckpt_s / max(1, len(epochs) - start), **fields}
-        trial.write_result(result)
-        return result
+
+
+def _run_locked(trial: Trial, searcher: Searcher, meta: dict) -> dict:
+    """run_trial's work once the folder is ours: check, resume, run the epochs, write the results."""
+    trial.remove_stale_temps()
+    damage = trial.damage()
+    if damage:  # a result.json that claims more than the folder holds is never taken or overwritten
+        raise RecordError(damage)
+    start, wall0 = _resume(trial, searcher, meta)
+    base = {k: meta.get(k) for k in ("trial_id", "method", "space", "seed", "budget_s")}
+    try:
+        ckpt_s, end = _epochs(trial, searcher, start, wall0)
+    except Diverged as e:
+        return _diverged(trial, base, e)
+    epochs = _whole_log(trial, end)
+    fields = searcher.finish(trial, epochs)
+    result = {**base, "status": "ok", "epochs": len(epochs), "diverged_epoch": None,
+              "search_s": epochs[-1]["wall_s"] if epochs else 0.0,
+              "checkpoint_s_per_epoch": ckpt_s / max(1, len(epochs) - start), **fields}
+    trial.write_result(result)
+    return result
+
+
+def _whole_log(trial: Trial, end: int) -> list[dict]:
+    """The epoch records 0..end-1, refusing a log that lost some while the trial ran."""
+    epochs = trial.read_epochs()
+    missing = missing_epochs(epochs, end)
+    if missing or len(epochs) != end:
+        raise RecordError(f"{trial.file(EPOCHS)} holds {len(epochs)} epoch line(s) but this trial ran {end}"
+                          + (f" (epoch(s) {spans(missing)} missing)" if missing else "")
+                          + f": it was deleted or replaced while the trial ran; no result.json was written; "
+                          f"restore the file and run the same command, or {RERUN}")
+    return epochs
+
+
+def _diverged(trial: Trial, base: dict, err: Diverged) -> dict:
+    """Write the diverged result; say truly what was kept."""
+    done = trial.read_epochs()
+    result = {**base, "status": "diverged", "diverged_epoch": len(done), "reason": str(err),
+              "epochs": len(done)}
+    trial.write_result(result)
+    kept = (f"the last good checkpoint (epoch {len(done)}) is kept" if trial.file(CHECKPOINT).is_file()
+            else "no checkpoint was written (it diverged before one was saved)")
+    _say(f"{trial.path}: diverged: {err}; {kept}")
+    return result

@@ -1,16 +1,20 @@
 """The trial folder: config, per-epoch JSON lines, results, checkpoints, provenance (its lock: nascore.lock).
 
 Every write that must survive a crash is atomic (temp file, fsync, rename) or an fsynced
-append of one whole line; on resume, lines past the checkpoint are dropped, so
-`epochs.jsonl` never holds a partial or duplicated epoch.
+append of one whole line; on resume, lines past the checkpoint are dropped (a torn line
+alone, wherever it is) and every epoch the checkpoint covers must still be there, so
+`epochs.jsonl` never holds a partial, missing or duplicated epoch. The rules: docs/records.md.
 """
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import errno
 import json
 import os
 import platform
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +25,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from nascore.intact import RERUN, data_digest, finished_problem, missing_epochs, parse_epochs, spans
 from nascore.names import (  # noqa: F401 (re-exported)
     CHECKPOINT,
     CONFIG,
@@ -32,10 +37,13 @@ from nascore.names import (  # noqa: F401 (re-exported)
     data_copy,
 )
 
+# Temp files a writer leaves when killed mid-write: `.<record>.tmp<pid>` (atomic writes), `.probe<pid>`.
+TEMP_NAME = re.compile(r"\.(?:.+\.tmp|probe)(\d+)")
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so a crash leaves either the old file or the new one."""
-    _atomic(path, lambda f: f.write(data))
+    _atomic(path, lambda f: f.write(data), len(data))
 
 
 def atomic_save(path: Path, obj: Any) -> None:
@@ -43,8 +51,11 @@ def atomic_save(path: Path, obj: Any) -> None:
     _atomic(path, lambda f: torch.save(obj, f))
 
 
-def _atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Run `write` on a temp file beside `path`, fsync, rename: a crash leaves the old file or the new."""
+def _atomic(path: Path, write: Callable[[BinaryIO], object], need: int | None = None) -> None:
+    """Run `write` on a temp file beside `path`, fsync, rename: a crash leaves the old file or the new.
+
+    Whatever goes wrong, the temp file goes: a leftover would hold the disk space a retry needs.
+    """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -52,9 +63,47 @@ def _atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
+        written = _size(tmp)
         tmp.unlink(missing_ok=True)
-        raise RecordError(f"cannot write {path}: {e.strerror or e}") from None
+        # torch.save reports a full disk as RuntimeError ("PytorchStreamWriter failed writing file").
+        if isinstance(e, (OSError, RuntimeError)):
+            raise write_error(path, e, need or max(written, _size(path))) from None
+        raise
+
+
+def _size(path: Path) -> int:
+    """A file's size in bytes, 0 when it is not there."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _mb(n: int) -> str:
+    """Bytes as a short human figure."""
+    if n < 1e6:
+        return f"{n} bytes"
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
+
+
+def write_error(path: Path, err: BaseException, need: int | None = None, verb: str = "cannot write") -> RecordError:
+    """One line for a failed write: the path, why, and for a full disk the space free and needed."""
+    code = getattr(err, "errno", None)
+    reason = getattr(err, "strerror", None) or (str(err).strip().splitlines() or [type(err).__name__])[-1]
+    msg = f"{verb} {path}: {reason}"
+    if code == errno.EROFS:
+        return RecordError(f"{msg}; the file system is read-only: choose a writable folder (--out, or the "
+                           f"runner's --results)")
+    if code in (errno.ENOSPC, errno.EDQUOT) or isinstance(err, RuntimeError):
+        try:
+            free = f"{_mb(shutil.disk_usage(path.parent).free)} free there"
+        except OSError:
+            free = "free space unknown"
+        needs = f", it needs about {_mb(need)}" if need else ""
+        return RecordError(f"{msg} (disk full? {free}{needs}); free some space and run the same command "
+                           f"again to resume")
+    return RecordError(msg)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -130,6 +179,7 @@ def provenance(device: torch.device | str, deterministic: bool, data_source: str
         "device_name": name, "hostname": socket.gethostname(), "argv": sys.argv,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "deterministic": deterministic, "data_source": data_source, "data_copy": data_copy(data_source),
+        "data_digest": data_digest(data_source),
     }
 
 
@@ -145,18 +195,40 @@ class Trial:
 
     @property
     def finished(self) -> bool:
-        """A trial whose result.json exists is finished."""
-        return self.file(RESULT).is_file()
+        """Finished: result.json exists and its records are whole (a damaged one is `damage()`)."""
+        return self.file(RESULT).is_file() and self.damage() is None
+
+    def damage(self) -> str | None:
+        """Why a trial that claims to be finished (result.json) cannot be trusted, or None."""
+        return finished_problem(self.path)
 
     def prepare(self) -> None:
         """Create the folder and prove it is writable, with a one-line reason if not."""
+        probe = self.file(f".probe{os.getpid()}")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.file(f".probe{os.getpid()}")
             probe.write_bytes(b"x")
-            probe.unlink()
         except OSError as e:
-            raise RecordError(f"cannot write to {self.path}: {e.strerror or e}") from None
+            raise write_error(self.path, e, verb="cannot write to") from None
+        finally:
+            try:
+                probe.unlink(missing_ok=True)
+            except OSError:
+                pass  # the folder itself is not there or not writable: the error above says so
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete the temp files of dead processes (killed mid-write); returns what was removed."""
+        removed = []
+        for path in self.path.iterdir():
+            match = TEMP_NAME.fullmatch(path.name)
+            if not match or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+                continue
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass  # not ours to remove (or read-only): the next write names the real problem
+        return removed
 
     def archive(self) -> Path:
         """Move an existing folder aside (for --force) so nothing already written is lost."""
@@ -186,10 +258,10 @@ class Trial:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            raise RecordError(f"cannot append to {self.file(EPOCHS)}: {e.strerror or e}") from None
+            raise write_error(self.file(EPOCHS), e, len(line)) from None
 
     def read_epochs(self) -> list[dict]:
-        """Whole epoch lines in order; a torn last line is ignored."""
+        """Whole epoch lines in order; a torn line is dropped alone, a line of another kind is an error."""
         path = self.file(EPOCHS)
         if not path.is_file():
             return []
@@ -198,18 +270,19 @@ class Trial:
         except (OSError, UnicodeDecodeError) as e:
             raise RecordError(f"{path}: cannot read the epoch log ({e}); move the trial folder aside or "
                               f"re-run it with --force") from None
-        out = []
-        for line in text.splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                break  # a torn line can only be the last one written before a crash
-        return out
+        return parse_epochs(text, path)
 
     def truncate_epochs(self, keep: int) -> None:
-        """Keep exactly the epochs 0..keep-1 (those covered by the checkpoint)."""
-        kept = [r for r in self.read_epochs() if r.get("epoch", -1) < keep][:keep]
-        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept)
+        """Keep exactly the epochs 0..keep-1 (those the checkpoint covers); refuse if any is missing."""
+        kept: dict[int, dict] = {}
+        for rec in self.read_epochs():
+            if rec["epoch"] < keep:
+                kept.setdefault(rec["epoch"], rec)
+        missing = missing_epochs(list(kept.values()), keep)
+        if missing:
+            raise RecordError(f"{self.file(EPOCHS)} lacks epoch(s) {spans(missing)} that {self.file(CHECKPOINT)} "
+                              f"covers (deleted, replaced or damaged); restore the file, or {RERUN}")
+        text = "".join(json.dumps(kept[e], allow_nan=False) + "\n" for e in range(keep))
         atomic_write_bytes(self.file(EPOCHS), text.encode())
 
     def save_checkpoint(self, state: dict) -> None:
@@ -224,7 +297,8 @@ class Trial:
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint must be named, not traced
-            raise RecordError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
+            raise RecordError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e}); restore it from a "
+                              f"backup, or {RERUN}") from None
 
 
 def snapshot(obj: Any) -> Any:

@@ -138,7 +138,8 @@ def trial_meta(spec: RunSpec, device: torch.device, data_source: str | None, *, 
     """The metadata every trial's config.json carries (ids, settings, provenance)."""
     return {"trial_id": spec.out.name, "experiment": spec.experiment, "method": method, "space": space,
             "seed": spec.seed, "preset": preset, "budget_s": budget_s, "budget_label": budget_label,
-            **extra, "config": config, "provenance": provenance(device, spec.deterministic, data_source)}
+            "plan": spec.plan, **extra, "config": config,
+            "provenance": provenance(device, spec.deterministic, data_source)}
 
 
 def oom_hint(batch_size: int, layers: int) -> str:

@@ -53,6 +53,7 @@ class FakeMethods(dict):
             (plan.folder / "arch.json").write_text(json.dumps({"space": plan.space, "ops": []}))
         result = {"format": 1, "status": status, "epochs": 2, "best_valid_acc": 0.5,
                   "reason": "loss became nan"}
+        (plan.folder / "epochs.jsonl").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(2)))
         (plan.folder / "result.json").write_text(json.dumps(result))
         return result
 
