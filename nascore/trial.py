@@ -34,17 +34,15 @@ def _is_kit_file(name: str) -> bool:
 
 def _has_record(path: Path) -> bool:
     """Whether the folder holds a config.json/result.json or an epoch line written by this kit."""
-    for name in (CONFIG, RESULT):
+    for name, key in ((CONFIG, "format"), (RESULT, "format"), (EPOCHS, "epoch")):
         try:
-            if "format" in json.loads((path / name).read_text()):
-                return True
-        except (OSError, ValueError, TypeError):
-            pass
-    try:
-        with open(path / EPOCHS) as f:
-            return "epoch" in json.loads(f.readline())
-    except (OSError, ValueError, TypeError):
-        return False
+            with open(path / name) as f:
+                first = json.loads(f.read() if name != EPOCHS else f.readline())
+        except (OSError, ValueError):
+            continue
+        if isinstance(first, dict) and key in first:
+            return True
+    return False
 
 
 def check_out(out: Path, data_root: Path) -> None:

@@ -103,6 +103,7 @@ def test_a_folder_that_is_not_a_trial_is_never_written_or_moved(tmp_path, tiny_d
     mine.mkdir()
     (mine / "thesis.tex").write_text("months of work")
     (mine / "config.json").write_text('{"theme": "dark"}')  # a config.json, but not one of ours
+    (mine / "result.json").write_text('"format: A4"')  # JSON, but no record
     before = files(mine)
     with pytest.raises(RecordError, match="not a trial's.*nothing was written or moved"):
         enas(mine, tiny_data, force=force)
