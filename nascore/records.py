@@ -183,6 +183,17 @@ def provenance(device: torch.device | str, deterministic: bool, data_source: str
     }
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a temp file's writer)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Trial:
     """One trial folder and the records in it."""
 

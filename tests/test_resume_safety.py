@@ -17,9 +17,10 @@ from experiments.launchers import RunContext, plan_record, run_one
 from experiments.runner import expand, load_config
 from nascore.cli import reports_errors
 from nascore.intact import data_digest
+from nascore.lock import TrialLock
 from nascore.loop import Interrupted, run_trial
 from nascore.records import RecordError, Trial, atomic_save, atomic_write_bytes, read_json
-from nascore.trial import open_trial, trial_meta
+from nascore.trial import move_aside, trial_meta
 from tests.faults.toy import ToySearcher, run
 from tests.test_faults import numbers
 
@@ -152,7 +153,9 @@ def test_a_damaged_finished_trial_is_reported_and_rerun_only_with_force(tmp_path
     with pytest.raises(RecordError, match="--force") as e:
         run(out, 3)
     assert len(str(e.value).splitlines()) == 1 and result.read_text() == before  # never "ok" with fewer epochs
-    trial = open_trial(out, force=True)  # on request: the damaged folder is moved aside, the trial re-run
+    trial, lock = Trial(out), TrialLock(Trial(out))  # on request (--force): moved aside, the trial re-run
+    lock.acquire()
+    move_aside(trial, lock)[0].release()
     res = run_trial(trial, ToySearcher(3), {"trial_id": "toy", "method": "toy", "seed": 0, "config": {}})
     assert res["status"] == "ok" and res["epochs"] == 3 and len(numbers(out)) == 3
 
