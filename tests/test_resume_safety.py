@@ -272,6 +272,28 @@ def test_a_full_disk_on_a_small_record_names_the_bytes_it_needs(tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+def test_force_moves_aside_a_folder_named_near_the_limit_twice_in_a_second(tmp_path):
+    out = tmp_path / ("t" * 250)  # + ".old-<stamp>" is over the 255-byte limit of a name
+    moved = []
+    for _ in range(2):
+        run(out, 1)
+        moved.append(Trial(out).archive())
+    assert len(set(moved)) == 2 and all(p.is_dir() and len(p.name.encode()) <= 255 for p in moved)
+    assert not out.exists()
+
+
+def test_a_read_only_disk_when_moving_aside_is_one_line(tmp_path, monkeypatch):
+    out = tmp_path / "toy"
+    run(out, 1)
+
+    def read_only(self, dest):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "rename", read_only)
+    with pytest.raises(RecordError, match=r"cannot move .*toy aside to toy.old-.*: Read-only file system; "):
+        Trial(out).archive()
+
+
 # --- item 10: exit codes and true messages -------------------------------------------------------
 
 def test_ctrl_c_while_the_final_records_are_written_exits_130_and_resumes(tmp_path, reference):
