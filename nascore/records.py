@@ -87,11 +87,11 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
 
 
-def write_error(path: Path, err: BaseException, need: int | None = None, verb: str = "cannot write") -> RecordError:
-    """One line for a failed write: the path, why, and for a full disk the space free and needed."""
+def write_error(path: Path, err: BaseException, need: int | None = None, lead: str | None = None) -> RecordError:
+    """One line for a failed write: the path (or `lead`), why, and for a full disk the space free and needed."""
     code = getattr(err, "errno", None)
     reason = getattr(err, "strerror", None) or (str(err).strip().splitlines() or [type(err).__name__])[-1]
-    msg = f"{verb} {path}: {reason}"
+    msg = f"{lead or f'cannot write {path}'}: {reason}"
     if code == errno.EROFS:
         return RecordError(f"{msg}; the file system is read-only: choose a writable folder (--out, or the "
                            f"runner's --results)")
@@ -220,7 +220,7 @@ class Trial:
             self.path.mkdir(parents=True, exist_ok=True)
             probe.write_bytes(b"x")
         except OSError as e:
-            raise write_error(self.path, e, verb="cannot write to") from None
+            raise write_error(self.path, e, lead=f"cannot write to {self.path}") from None
         finally:
             try:
                 probe.unlink(missing_ok=True)
@@ -244,8 +244,17 @@ class Trial:
     def archive(self) -> Path:
         """Move an existing folder aside (for --force) so nothing already written is lost."""
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        dest = self.path.with_name(f"{self.path.name}.old-{stamp}")
-        self.path.rename(dest)
+        for n in range(100):
+            suffix = f".old-{stamp}" + (f"-{n}" if n else "")
+            # A folder name near the file system's limit (255 bytes) is cut, not refused.
+            base = self.path.name.encode()[:255 - len(suffix)].decode(errors="ignore")
+            dest = self.path.with_name(base + suffix)
+            if not dest.exists():
+                break
+        try:
+            self.path.rename(dest)
+        except OSError as e:
+            raise write_error(self.path, e, lead=f"cannot move {self.path} aside to {dest.name}") from None
         return dest
 
     def write_config(self, config: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import launchers
 from experiments.launchers import RunContext, plan_record, run_one
 from experiments.runner import expand, load_config
 from nascore.cli import reports_errors
@@ -209,8 +209,6 @@ def test_the_same_files_moved_are_accepted_and_recorded(tmp_path):
 
 
 def test_the_data_digest_follows_the_files(tiny_data, tmp_path):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(tiny_data / "cifar-10-batches-py", copy)
     digest = data_digest(str(copy))
@@ -273,6 +271,28 @@ def test_a_full_disk_on_a_small_record_names_the_bytes_it_needs(tmp_path, monkey
     with pytest.raises(RecordError, match=r"result.json: No space left on device .*needs about 2 bytes"):
         atomic_write_bytes(tmp_path / "result.json", b"{}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_force_moves_aside_a_folder_named_near_the_limit_twice_in_a_second(tmp_path):
+    out = tmp_path / ("t" * 250)  # + ".old-<stamp>" is over the 255-byte limit of a name
+    moved = []
+    for _ in range(2):
+        run(out, 1)
+        moved.append(Trial(out).archive())
+    assert len(set(moved)) == 2 and all(p.is_dir() and len(p.name.encode()) <= 255 for p in moved)
+    assert not out.exists()
+
+
+def test_a_read_only_disk_when_moving_aside_is_one_line(tmp_path, monkeypatch):
+    out = tmp_path / "toy"
+    run(out, 1)
+
+    def read_only(self, dest):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "rename", read_only)
+    with pytest.raises(RecordError, match=r"cannot move .*toy aside to toy.old-.*: Read-only file system; "):
+        Trial(out).archive()
 
 
 # --- item 10: exit codes and true messages -------------------------------------------------------
@@ -380,4 +400,3 @@ def test_the_runner_stays_torch_free():
     root = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
                           ).returncode == 0
-    assert launchers.finished_problem  # the runner's check is the trial loop's (nascore.intact)
