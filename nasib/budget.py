@@ -353,6 +353,7 @@ class BudgetPlanner(_EpochPlan):
             raise BudgetError("start() was already called; the plan re-plans itself in end_epoch()")
         self._warmup_s = _check_seconds("measured_epoch_s", measured_epoch_s)
         self.pauses.step_time.seed_s = step_s
+        self.pauses.gap_time.seed_s = self._warmup_s  # until gaps are seen: only a pause of many epochs
         self._replan()
         self._started = True
         self._mark = self._clock()
@@ -387,6 +388,7 @@ class BudgetPlanner(_EpochPlan):
         """Resume; a changed budget re-plans the remaining epochs at once."""
         self._load_base(state, "budget")
         self._warmup_s = state["warmup_s"]
+        self.pauses.gap_time.seed_s = self._warmup_s
         if self._started and state["budget_s"] != self.config.budget_s:
             self._replan()
 
