@@ -24,17 +24,14 @@ factor can remove epochs that were planned after the current one: the search the
 ends early, at the p it had reached (p never rises, and the budget wins over k).
 
 Reserve. By default max(1% of the budget, 1 s) is held back for the end of the search
-(argmax derivation, sampling architectures, writing records and a final checkpoint):
-that work has a fixed part (the 1 s floor, enough on a laptop for smoke runs) and a part
-that grows with the model, and bigger budgets go with bigger runs (72 s of a 2 h search).
+(derivation, samples, records, a final checkpoint): that work has a fixed part (the 1 s
+floor, enough for smoke runs) and a part that grows with the model (72 s of a 2 h search).
 
-Resume. Only time spent inside runs is charged: the planner's clock counts from its
-construction or from `load_state_dict`, added to the seconds carried in the state. The
-time between a kill and the restart is NOT charged, nor is work done after the last
-saved state, so the budget is search time, not calendar time.
+Resume. Only time inside runs is charged: the planner's clock counts from its construction
+or `load_state_dict`, added to the seconds carried in the state. The time between a kill and
+the restart is not charged, nor work after the last saved state: search time, not calendar time.
 
-Pauses (`nasib.pauses`). A step, gap or epoch far longer than usual holds a pause: its time
-stays charged, it is kept out of the estimate and counted, and the remaining epochs are
+Pauses (`nasib.pauses`): charged, kept out of the estimate, counted; the remaining epochs are
 re-planned from the time left, still ending at k.
 """
 

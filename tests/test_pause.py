@@ -32,8 +32,10 @@ class FakeClock:
 def simulate(budget: float, pause_at: float, pause_s: float, where: str = "step", report_steps: bool = True):
     """Drive a planner as the search loop does; stop the 'process' for pause_s once pause_at of the budget is used.
 
-    `where`: inside a step, in the gap between epochs, or in the evaluation. Returns (planner, p of each epoch)."""
+    `where`: inside a step, in the gap between epochs, or in the evaluation.
+    Returns (planner, p of each epoch, seconds that passed on the clock)."""
     clock = FakeClock()
+    began = clock.now
     planner = BudgetPlanner(BudgetConfig(budget_s=budget, k=K), clock=clock)
     clock.now += 1.0  # the timing run
     planner.start(STEPS * STEP_S + EVAL_S, step_s=STEP_S)
@@ -49,7 +51,7 @@ def simulate(budget: float, pause_at: float, pause_s: float, where: str = "step"
         maybe_pause("gap")
         planner.resync()
         if planner.done:
-            return planner, ps
+            return planner, ps, clock.now - began
         e, t0 = planner.epochs_done, clock.now
         ps.append(planner.p_for(e))
         for b in range(STEPS):
@@ -76,7 +78,8 @@ def test_the_rule_tells_a_pause_from_a_slow_down():
 @pytest.mark.parametrize("where", ["step", "gap", "eval"])
 def test_a_pause_is_charged_and_the_rest_replanned_to_k(where):
     budget, pause = 100.0, 40.0
-    planner, ps = simulate(budget, 0.4, pause, where)
+    planner, ps, elapsed = simulate(budget, 0.4, pause, where)
+    assert elapsed <= budget  # the pause was charged: no work ran on past the budget
     assert planner.pauses.count == 1
     assert planner.pauses.seconds == pytest.approx(pause, abs=STEPS * STEP_S + EVAL_S)
     assert planner.schedule[-1] == K and ps[-1] == K  # the schedule still ends at k ...
@@ -86,16 +89,16 @@ def test_a_pause_is_charged_and_the_rest_replanned_to_k(where):
 
 
 def test_a_pause_seen_only_at_the_epoch_end_is_still_told_apart():
-    planner, ps = simulate(100.0, 0.4, 40.0, "step", report_steps=False)  # a caller that reports no steps
+    planner, ps, _ = simulate(100.0, 0.4, 40.0, "step", report_steps=False)  # a caller that reports no steps
     assert planner.pauses.count == 1 and ps[-1] == K and planner.used_s <= 100.0
 
 
 def test_a_pause_near_the_end_stays_within_one_step_of_the_budget():
     budget = 100.0
     for at, pause in ((0.9, 6.0), (0.95, 3.5), (0.8, 18.5)):
-        planner, _ = simulate(budget, at, pause, "step")
+        planner, _, elapsed = simulate(budget, at, pause, "step")
         assert planner.pauses.count == 1
-        assert planner.used_s <= budget + STEP_S, (at, pause)
+        assert max(planner.used_s, elapsed) <= budget + STEP_S, (at, pause)
 
 
 def test_a_slow_down_is_not_a_pause():
@@ -127,7 +130,7 @@ def test_a_pause_between_epochs_replans_before_the_next_starts():
 
 
 def test_pause_counts_survive_a_resume():
-    planner, _ = simulate(100.0, 0.4, 40.0)
+    planner, _, _ = simulate(100.0, 0.4, 40.0)
     state = json.loads(json.dumps(planner.state_dict()))
     resumed = BudgetPlanner(BudgetConfig(budget_s=100.0, k=K), clock=FakeClock())
     resumed.load_state_dict(state)
