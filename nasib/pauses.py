@@ -77,10 +77,11 @@ class PauseWatch:
 
     def epoch_work(self, charged_s: float, usual_epoch_s: float | None) -> float:
         """An epoch's working seconds out of `charged_s`: pauses already noted, and one in the part
-        no step accounted for (evaluation, checkpoint), are taken out; starts the next epoch's tally."""
+        no step accounted for (evaluation, checkpoint), are taken out; starts the next epoch's tally.
+        `usual_epoch_s` None: nothing is watched (`--epochs` has no budget to protect)."""
         work = charged_s - self._epoch_pause_s
         self.rest_time.seed_s = usual_epoch_s
-        extra = self.rest_time.split(work - self._epoch_steps_s)
+        extra = 0.0 if usual_epoch_s is None else self.rest_time.split(work - self._epoch_steps_s)
         if extra:
             self.note(extra)
         self._epoch_pause_s = self._epoch_steps_s = 0.0

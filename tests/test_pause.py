@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nasib.budget import BudgetConfig, BudgetPlanner
+from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule
 from nasib.pauses import PAUSE_FLOOR_S, pause_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,6 +127,15 @@ def test_a_pause_between_epochs_replans_before_the_next_starts():
     assert planner.schedule[-1] == K
     planner.resync()  # asking again does not count it twice
     assert planner.pauses.count == 1
+
+
+def test_epochs_mode_watches_nothing():
+    clock = FakeClock()
+    fixed = FixedSchedule(5, K, clock=clock)
+    for e, t in enumerate([1.0, 1.0, 100.0, 1.0, 1.0]):
+        clock.now += t
+        fixed.end_epoch(e, t)
+    assert fixed.pauses.count == 0 and fixed.epoch_times[2] == 100.0  # --epochs keeps no budget, so no pauses
 
 
 def test_pause_counts_survive_a_resume():
