@@ -24,14 +24,15 @@ factor can remove epochs that were planned after the current one: the search the
 ends early, at the p it had reached (p never rises, and the budget wins over k).
 
 Reserve. By default max(1% of the budget, 1 s) is held back for the end of the search
-(argmax derivation, sampling architectures, writing records and a final checkpoint):
-that work has a fixed part (the 1 s floor, enough on a laptop for smoke runs) and a part
-that grows with the model, and bigger budgets go with bigger runs (72 s of a 2 h search).
+(derivation, samples, records, a final checkpoint): that work has a fixed part (the 1 s
+floor, enough for smoke runs) and a part that grows with the model (72 s of a 2 h search).
 
-Resume. Only time spent inside runs is charged: the planner's clock counts from its
-construction or from `load_state_dict`, added to the seconds carried in the state. The
-time between a kill and the restart is NOT charged, nor is work done after the last
-saved state, so the budget is search time, not calendar time.
+Resume. Only time inside runs is charged: the planner's clock counts from its construction
+or `load_state_dict`, added to the seconds carried in the state. The time between a kill and
+the restart is not charged, nor work after the last saved state: search time, not calendar time.
+
+Pauses (`nasib.pauses`): charged, kept out of the estimate, counted; the remaining epochs are
+re-planned from the time left, still ending at k.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from nasib.budget_forms import (  # noqa: E402, F401
     parse_budget,
     target_epochs,
 )
+from nasib.pauses import PauseWatch
 
 
 def budget_for_epochs(n: int, epoch_s: float, used_s: float = 0.0, extra_reserve_s: float = 0.0,
@@ -160,6 +162,7 @@ class _EpochPlan:
         self._epoch_s: list[float] = []
         self._schedule: list[float] = []
         self._started = False
+        self.pauses = PauseWatch()  # pauses told apart from work, charged but kept out of the estimate
 
     @property
     def used_s(self) -> float:
@@ -183,7 +186,7 @@ class _EpochPlan:
 
     @property
     def epoch_times(self) -> list[float]:
-        """Charged seconds of each finished epoch (a copy)."""
+        """Working seconds of each finished epoch, pauses taken out (a copy)."""
         return list(self._epoch_s)
 
     @property
@@ -207,13 +210,18 @@ class _EpochPlan:
             raise BudgetError(f"end_epoch({epoch}) out of order: epoch {self.epochs_done} is next")
         now = self._clock()
         # Work between epochs (evaluation, checkpoints) is charged too, so it enters the estimate.
-        self._epoch_s.append(max(_check_seconds("epoch_s", epoch_s), now - self._mark))
+        charged = max(_check_seconds("epoch_s", epoch_s), now - self._mark)
+        self._epoch_s.append(self.pauses.epoch_work(charged, self._usual_epoch_s()))
         self._mark = now
+
+    def _usual_epoch_s(self) -> float | None:
+        """An epoch's expected length before any has run, for telling a pause apart (None: unknown)."""
+        return None
 
     def _base_state(self, kind: str) -> dict[str, Any]:
         """State common to both plan kinds; plain JSON types."""
         return {"kind": kind, "k": self.k, "used_s": self.used_s, "epoch_s": list(self._epoch_s),
-                "schedule": list(self._schedule), "started": self._started}
+                "schedule": list(self._schedule), "started": self._started, **self.pauses.state_dict()}
 
     def charge(self, seconds: float) -> None:
         """Count `seconds` spent outside the clock's view (a resumed run's start-up) as used."""
@@ -230,6 +238,7 @@ class _EpochPlan:
         self._epoch_s = [float(t) for t in state["epoch_s"]]
         self._schedule = [float(p) for p in state["schedule"]]
         self._started = bool(state["started"])
+        self.pauses.load_state_dict(state)
 
 
 class FixedSchedule(_EpochPlan):
@@ -278,6 +287,7 @@ class BudgetPlanner(_EpochPlan):
         super().__init__(config.k, clock, used_s)
         self.config = config
         self._warmup_s: float | None = None
+        self._gap_seen = False  # the gap before the next epoch was already checked for a pause
 
     @classmethod
     def fixed(cls, n: int, k: float = 0.1, clock: Callable[[], float] = time.monotonic) -> FixedSchedule:
@@ -333,11 +343,14 @@ class BudgetPlanner(_EpochPlan):
         elif more != self.planned_epochs - done:  # an unchanged count keeps the plan as it is
             self._schedule = self._schedule[:done] + _geometric(self._schedule[done - 1], self.k, more)
 
-    def start(self, measured_epoch_s: float) -> None:
-        """Plan from a measured epoch time (the timing run is already in used_s)."""
+    def start(self, measured_epoch_s: float, step_s: float | None = None) -> None:
+        """Plan from a measured epoch time (the timing run is already in used_s); `step_s`, a training
+        step's measured time, lets the first steps tell a pause apart."""
         if self._started:
             raise BudgetError("start() was already called; the plan re-plans itself in end_epoch()")
         self._warmup_s = _check_seconds("measured_epoch_s", measured_epoch_s)
+        self.pauses.step_time.seed_s = step_s
+        self.pauses.gap_time.seed_s = self._warmup_s  # until gaps are seen: only a pause of many epochs
         self._replan()
         self._started = True
         self._mark = self._clock()
@@ -345,7 +358,24 @@ class BudgetPlanner(_EpochPlan):
     def end_epoch(self, epoch: int, epoch_s: float) -> None:
         """Record an epoch's time and re-plan the remaining epochs to end inside the budget."""
         self._record(epoch, epoch_s)
+        self._gap_seen = False
         self._replan()
+
+    def step(self, seconds: float) -> float:
+        """A training step's working seconds (a pause inside is noted and taken out)."""
+        return self.pauses.step(seconds)
+
+    def resync(self) -> None:
+        """Before an epoch: a pause since the last one ended is noted and the rest re-planned from the time left."""
+        if self._gap_seen or not self._epoch_s or self.done:
+            return
+        self._gap_seen = True
+        if self.pauses.gap(self._clock() - self._mark):
+            self._replan()
+
+    def _usual_epoch_s(self) -> float | None:
+        """The timing run's epoch."""
+        return self._warmup_s
 
     def state_dict(self) -> dict[str, Any]:
         """Resumable state: used seconds, measured times, plan and p so far."""
@@ -355,6 +385,7 @@ class BudgetPlanner(_EpochPlan):
         """Resume; a changed budget re-plans the remaining epochs at once."""
         self._load_base(state, "budget")
         self._warmup_s = state["warmup_s"]
+        self.pauses.gap_time.seed_s = self._warmup_s
         if self._started and state["budget_s"] != self.config.budget_s:
             self._replan()
 

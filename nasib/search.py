@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import io
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -103,6 +104,10 @@ class NasibSearch:
         """True once the plan is run; the first call of a budgeted search measures and plans."""
         if self.planner is None:
             self._start_budget()
+        elif self.cfg.budget is not None:
+            before = self.planner.pauses.count
+            self.planner.resync()  # a pause since the last epoch re-plans before this one starts
+            self._say_pauses(before)
         return self.planner.done or epoch >= self.planner.planned_epochs
 
     def planned_epochs(self) -> int:
@@ -111,7 +116,7 @@ class NasibSearch:
 
     def run_epoch(self, epoch: int) -> dict:
         """Train weights (and alphas), evaluate, re-plan; returns the epoch's record fields."""
-        t0 = self.clock()
+        t0, before = self.clock(), self.planner.pauses.count
         p, total = self.planner.p_for(epoch), self.planner.planned_epochs
         lr, alpha_lr = self._set_lrs(epoch, total)
         self.strategy.set_epoch(epoch, total)
@@ -124,6 +129,7 @@ class NasibSearch:
         fields = self.strategy.epoch_fields()
         sync(self.device)
         self.planner.end_epoch(epoch, self.clock() - t0)
+        self._say_pauses(before)
         rec = {"train_loss": stats[0], "train_acc": stats[1], "valid_acc": stats[2], "lr": lr}
         if len(stats) > 3:
             rec["valid_acc_sampled"] = stats[3]
@@ -152,11 +158,13 @@ class NasibSearch:
         if alphas is not None:
             trial.write_json("alphas.json", alphas)
         accs = [e["valid_acc"] for e in epochs]
-        used = self.planner.used_s
+        used, budgeted = self.planner.used_s, self.cfg.budget is not None
         return {"final_valid_acc": accs[-1] if accs else None, "best_valid_acc": max(accs) if accs else None,
                 "gpu_days": used / 86400 if self.device.type == "cuda" else None, "device": str(self.device),
                 "params": count_params(FixedNet(arch)), "num_ops": len(self.op_names),
                 "budget_s": self.budget_s, "budget_used_s": used,
+                "pauses": self.planner.pauses.count if budgeted else None,  # None: --epochs does not watch
+                "paused_s": self.planner.pauses.seconds if budgeted else None,
                 "planned_epochs": self.planner.planned_epochs,
                 "realised_epochs": len(epochs), "measured_epoch_s": (self.timing or {}).get("epoch_s"),
                 "arch": names}
@@ -210,16 +218,17 @@ class NasibSearch:
         held_out = forever(self.valid_loader)
         loss = torch.zeros((), device=self.device)
         hits = torch.zeros((), device=self.device)
-        seen, cut = 0, False
+        seen, cut, t0 = 0, False, self.clock()
         for b, (x, y) in enumerate(self.train_loader):
-            t0 = time.perf_counter()
             self._set_lrs(epoch + b / n_tr, total)
             step_loss, step_hits = self._weight_step(x, y, p)
             loss, hits, seen = loss + step_loss, hits + step_hits, seen + len(y)
             for _ in range((b + 1) * n_va // n_tr - b * n_va // n_tr):
                 xv, yv = next(held_out)
                 self.strategy.alpha_step(self.model, xv, yv, p, self.generator)
-            if b + 1 < n_tr and self._out_of_time(time.perf_counter() - t0):
+            now = self.clock()  # step to step, so a pause while the next batch loads is seen too
+            step_s, t0 = now - t0, now
+            if self._out_of_time(step_s) and b + 1 < n_tr:
                 cut = True
                 break
         return loss, hits, seen, cut
@@ -241,7 +250,8 @@ class NasibSearch:
         if self.cfg.budget is None:
             return False
         timing = self.timing or {}
-        ahead = step_s + timing.get("eval_pass_s", 0.0) + timing.get("checkpoint_s", 0.0)
+        work = self.planner.step(step_s)  # a pause inside is charged by left_s, not projected onto the next step
+        ahead = work + timing.get("eval_pass_s", 0.0) + timing.get("checkpoint_s", 0.0)
         return self.planner.left_s - self.reserve_s < ahead
 
     @torch.no_grad()
@@ -276,13 +286,22 @@ class NasibSearch:
         base = BudgetConfig(self.budget_s, k=self.cfg.k).reserve  # max(1% of the budget, 1 s)
         self.reserve_s = base + extra
         self.planner = BudgetPlanner(self._budget_config(), self.clock, used_s=self.clock() - self._budget_t0)
-        self.planner.start(self.timing["epoch_s"])
+        t = self.timing
+        self.planner.start(t["epoch_s"], t["weight_s"] + t["alpha_s"] * t["alpha_steps"] / self.counts["train"])
+
+    def _say_pauses(self, before: int) -> None:
+        """One stderr line once the plan has taken in pauses told apart since `before` (records count them too)."""
+        watch, plan = self.planner.pauses, self.planner
+        if watch.count > before:
+            print(f"paused: {watch.count} pause(s), {watch.seconds:.1f}s in all, charged to the budget; re-planned "
+                  f"to {plan.planned_epochs} epochs with {plan.left_s:.0f}s left", file=sys.stderr, flush=True)
 
     def _budget_fields(self) -> dict:
         """Budget record fields; without a budget (--epochs) there is no budget_left_s."""
         fields = {"budget_used_s": self.planner.used_s, "planned_epochs": self.planner.planned_epochs}
         if self.cfg.budget is not None:
-            fields["budget_left_s"] = self.planner.left_s
+            fields.update(budget_left_s=self.planner.left_s, pauses=self.planner.pauses.count,
+                          paused_s=self.planner.pauses.seconds)
         return fields
 
     def measure(self, counts: dict[str, int] | None = None) -> dict[str, float]:
