@@ -193,3 +193,18 @@ def test_ctrl_c_during_start_up_exits_130_saying_what_was_kept(tmp_path, tiny_da
     assert f"interrupted during start-up; {said}" in res.output
     assert not (out / ".lock").exists()
     assert out.exists() == with_checkpoint  # a fresh run that never started writes no folder
+
+
+def test_retraining_gets_the_out_of_memory_hint_too(tmp_path, tiny_data, monkeypatch):
+    from retraining.train import Retrain, retrain_trial
+    from tests.test_retraining import NASIB_ARCH
+
+    def boom(self, epoch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(Retrain, "run_epoch", boom)
+    (tmp_path / "arch.json").write_text(json.dumps(NASIB_ARCH))
+    with pytest.raises(torch.cuda.OutOfMemoryError) as err:
+        retrain_trial(spec(tmp_path / "r", tiny_data), tmp_path / "arch.json", "smoke",
+                      {"epochs": 1, "data": {"valid_size": 100, "test_size": 100}})
+    assert "batch size" in err.value.hint and "with 4 layers" in err.value.hint
