@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -95,28 +94,24 @@ def _start(spec: RunSpec, recipe: Recipe) -> tuple[torch.device, Splits, Searche
 
 def _run(spec: RunSpec, recipe: Recipe) -> dict | None:
     """The recipe's steps in order (see the module docstring)."""
-    trial = Trial(spec.out)
-    state, lock = _open(spec, recipe, trial)
-    if state == "finished" and not spec.force:
-        print(f"{spec.out} is finished (result.json exists); skipping. Use --force to run it again.",
-              file=sys.stderr)
-        return None
-    moved: Path | None = None
+    trial, lock, moved, running = Trial(spec.out), None, None, False
     try:
-        try:
-            device, splits, searcher = _start(spec, recipe)
-            if spec.force and state != "new":
-                searcher.done(0)  # a budgeted search measures and plans here: a budget too small fails now
-                lock, moved = move_aside(trial, lock)
-        except KeyboardInterrupt:
-            raise Interrupted(kept_line(trial, True, moved)) from None
+        state, lock = _open(spec, recipe, trial)
+        if state == "finished" and not spec.force:
+            print(f"{spec.out} is finished (result.json exists); skipping. Use --force to run it again.",
+                  file=sys.stderr)
+            return None
+        device, splits, searcher = _start(spec, recipe)
+        if spec.force and state != "new":
+            searcher.done(0)  # a budgeted search measures and plans here: a budget too small fails now
+            lock, moved = move_aside(trial, lock)
         meta = trial_meta(spec, device, splits.source, method=recipe.method, space=recipe.space,
                           preset=recipe.preset, config=recipe.config, budget_s=recipe.budget_s,
                           budget_label=recipe.budget_label, **recipe.extra)
-        try:
-            return run_trial(trial, searcher, meta, lock)
-        except KeyboardInterrupt:  # outside the epoch loop (resuming, finishing): say what is on disk
-            raise Interrupted(kept_line(trial, False)) from None
+        running = True
+        return run_trial(trial, searcher, meta, lock)
+    except KeyboardInterrupt:  # start-up, or run_trial outside its epoch loop: say what is on disk
+        raise Interrupted(kept_line(trial, not running, moved)) from None
     finally:
         if lock is not None:
             lock.release()

@@ -174,22 +174,41 @@ def test_a_read_only_disk_under_force_is_one_line(tmp_path, tiny_data, monkeypat
         nasib(out, tiny_data, force=True)
 
 
-@pytest.mark.parametrize("with_checkpoint", [False, True])
-def test_ctrl_c_during_start_up_exits_130_saying_what_was_kept(tmp_path, tiny_data, monkeypatch, with_checkpoint):
-    out = tmp_path / "t"
-    if with_checkpoint:
+@pytest.mark.parametrize("folder", ["new", "checkpointed", "finished, forced"])
+def test_ctrl_c_during_start_up_exits_130_saying_what_was_kept(tmp_path, tiny_data, monkeypatch, folder):
+    out, extra = tmp_path / "t", []
+    if folder != "new":
         fake_finished(out)
+    if folder == "checkpointed":
         (out / "result.json").unlink()
         (out / "checkpoint.pt").write_bytes(b"a checkpoint")
+    if folder == "finished, forced":
+        extra = ["--force"]
+    before = files(out) if out.exists() else None
 
     def ctrl_c(cfg):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(recipe, "load_splits", ctrl_c)
     res = CliRunner().invoke(nasib_cli, ["search", "--space", "narrow", "--preset", "smoke", "--epochs", "1",
-                                         "--device", "cpu", "--data-dir", str(tiny_data), "--out", str(out)])
+                                         "--device", "cpu", "--data-dir", str(tiny_data), "--out", str(out), *extra])
     assert res.exit_code == 130, res.output
-    said = f"{out} keeps its last checkpoint" if with_checkpoint else f"no checkpoint was written to {out}"
+    said = {"new": f"no checkpoint was written to {out}", "checkpointed": f"{out} keeps its last checkpoint",
+            "finished, forced": f"{out} is finished (result.json)"}[folder]
     assert f"interrupted during start-up; {said}" in res.output
-    assert not (out / ".lock").exists()
-    assert out.exists() == with_checkpoint  # a fresh run that never started writes no folder
+    assert (files(out) if out.exists() else None) == before  # a fresh run writes no folder; nothing moved
+
+
+def test_retraining_gets_the_out_of_memory_hint_too(tmp_path, tiny_data, monkeypatch):
+    from retraining.train import Retrain, retrain_trial
+    from tests.test_retraining import NASIB_ARCH
+
+    def boom(self, epoch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(Retrain, "run_epoch", boom)
+    (tmp_path / "arch.json").write_text(json.dumps(NASIB_ARCH))
+    with pytest.raises(torch.cuda.OutOfMemoryError) as err:
+        retrain_trial(spec(tmp_path / "r", tiny_data), tmp_path / "arch.json", "smoke",
+                      {"epochs": 1, "data": {"valid_size": 100, "test_size": 100}})
+    assert "batch size" in err.value.hint and "with 4 layers" in err.value.hint
