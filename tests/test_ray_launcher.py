@@ -21,6 +21,7 @@ from experiments.launchers import (
 )
 from experiments.ray_launcher import RayLauncher
 from experiments.runner import expand, load_config
+from nascore.lock import read_owner
 from nascore.records import Trial
 from tests.test_faults import numbers, wait_for_lines
 
@@ -89,7 +90,8 @@ def test_a_killed_worker_is_retried_and_its_trial_resumes(ray_cluster, tmp_path,
     thread = threading.Thread(target=lambda: got.extend(RayLauncher().run([cut], runner(ctx_for(tiny_data)))))
     thread.start()
     wait_for_lines(cut.folder / "epochs.jsonl", 2, timeout=300)
-    host, pid = (cut.folder / ".lock").read_text().split()
+    owner = read_owner((cut.folder / ".lock").read_text())
+    host, pid = owner["host"], owner["pid"]
     assert host == socket.gethostname() and int(pid) != os.getpid()  # the trial runs in a Ray worker
     os.kill(int(pid), signal.SIGKILL)
     thread.join(timeout=600)
