@@ -99,3 +99,34 @@ def test_speed_settings_come_from_the_environment_with_one_line_errors(monkeypat
     monkeypatch.setenv("NASIB_ENAS_SPEED", "flat_update=yes")
     with pytest.raises(ValueError, match="flat_update='yes'"):
         EnasSpeed.from_env()
+
+
+def _nasib(seed: int = 0):
+    from nasib.presets import apply_overrides, preset
+    from nasib.search import NasibSearch
+
+    cfg = apply_overrides(preset("smoke", "narrow"), {"layers": 4, "channels": 4, "batch_size": 16, "epochs": 1,
+                                                      "data": {"valid_size": 64, "train_size": 64}})
+    torch.manual_seed(seed)
+    return NasibSearch(cfg, synthetic_splits(64, 64), CPU, seed=seed)
+
+
+def test_nasib_pair_is_drawn_with_one_host_copy_and_the_same_draws(monkeypatch):
+    ahead, later = _nasib(), _nasib()
+    (x, y), (xv, yv) = next(iter(ahead.train_loader)), next(iter(ahead.valid_loader))
+    copies = []
+    real = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: copies.append(1) or real(t))
+    for s, together in ((ahead, True), (later, False)):
+        copies.clear()
+        for p in (1.0, 0.5, 0.0, 0.3):  # P1 (counts) and P2 (alphas) draws both
+            s._weight_step(x, y, p, then_alpha=together)
+            s.strategy.alpha_step(s.model, xv, yv, p, s.generator)
+        assert len(copies) == (4 if together else 8)
+    a, b = ahead.strategy, later.strategy
+    assert torch.equal(a.alphas, b.alphas) and torch.equal(a.sampler.freq, b.sampler.freq)
+    assert torch.equal(ahead.generator.get_state(), later.generator.get_state())
+    assert all(torch.equal(p, q) for p, q in zip(ahead.params, later.params, strict=True))
+    ahead._weight_step(x, y, 1.0, then_alpha=True)
+    ahead.strategy.load_state_dict(later.strategy.state_dict())  # a resumed state drops a draw taken ahead
+    assert ahead.strategy._ahead is None
