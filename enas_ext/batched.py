@@ -93,14 +93,16 @@ class RoutedChild:
         if rule not in ROUTED_RULES:
             raise ValueError(f"the routed pass covers BN rules {', '.join(ROUTED_RULES)}, not {rule!r}")
         self.child, self.rule = child, rule
+        self._widest = 1  # children in the widest pass so far
         self._tiles: dict[int, tuple[int, list[Tensor | None]]] = {}
 
     def _tiled(self, bn: nn.BatchNorm2d, n: int) -> list[Tensor | None]:
         """bn's affine (and running statistics) repeated for n children: once per phase, then views."""
         have = self._tiles.get(id(bn))
-        if have is None or have[0] < n:
+        if have is None or have[0] < n:  # tiled for the widest pass so far: every group slices views of it
             vals = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
-            have = self._tiles[id(bn)] = (n, [None if v is None else v.detach().repeat(n) for v in vals])
+            have = self._tiles[id(bn)] = (self._widest, [None if v is None else v.detach().repeat(self._widest)
+                                                         for v in vals])
         c = bn.num_features * n
         return [None if v is None else v[:c] for v in have[1]]
 
@@ -156,6 +158,7 @@ class RoutedChild:
     def logits(self, x: Tensor, archs: Sequence[Arch]) -> Tensor:
         """Logits [B*n, classes] of interleaved images x, child c = archs[c]."""
         child, n = self.child, len(archs)
+        self._widest = max(self._widest, n)
         for ops, skips in archs:
             check_arch(ops, skips, child.num_layers, len(child.op_names))
         last = [last_reads(s, child.num_layers) for _, s in archs]

@@ -155,9 +155,14 @@ class EnasSearch:
         logits = self.child(x, ops, skips)
         loss = F.cross_entropy(logits, y)
         loss.backward()
-        if isinstance(self.opt, FlatSGD):  # the same L2, clip and SGD on flat buffers
+        self.update_child()
+        return loss.detach(), logits.detach()
+
+    def update_child(self) -> None:
+        """After a backward: L2 on every weight, the per-tensor clip, Nesterov SGD, gradients zeroed."""
+        if isinstance(self.opt, FlatSGD):  # the same arithmetic on flat buffers
             self.opt.step()
-            return loss.detach(), logits.detach()
+            return
         grads = [p.grad for p in self.params]
         if self.cfg.weight_decay > 0:  # the gradient of the reference's l2 term, before clipping
             torch._foreach_add_(grads, self.params, alpha=self.cfg.weight_decay)
@@ -165,7 +170,6 @@ class EnasSearch:
             clip_per_tensor_(grads, self.cfg.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=False)  # keep zero grads so unused weights still decay
-        return loss.detach(), logits.detach()
 
     def train_epoch(self, lr: float) -> tuple[torch.Tensor, torch.Tensor, int]:
         """One pass over the train split; returns (loss sum, correct count) on the device and images seen."""

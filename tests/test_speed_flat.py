@@ -5,8 +5,8 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 
+from benchmarks.rewards_bench import kernel_ops
 from enas_ext.batched import EnasSpeed
 from enas_ext.presets import configure
 from enas_ext.search import EnasSearch
@@ -32,16 +32,9 @@ def update_ops(search: EnasSearch) -> int:
     skips = [[1] * k for k in range(search.cfg.layers)]
     for _ in range(2):  # the second update is the steady state (the first starts the momentum)
         F.cross_entropy(search.child(x, ops, skips), y).backward()
-        search.opt.step()
+        search.update_child()
     F.cross_entropy(search.child(x, ops, skips), y).backward()
-    return top_level_ops(search.opt.step)
-
-
-def top_level_ops(fn) -> int:
-    """aten ops `fn` calls from Python (nested dispatches, e.g. a large zero_'s fill_, not counted)."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-    return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
+    return kernel_ops(search.update_child)
 
 
 def test_flat_update_launches_the_same_kernels_for_6_and_18_ops():
@@ -50,19 +43,10 @@ def test_flat_update_launches_the_same_kernels_for_6_and_18_ops():
     assert update_ops(small) == update_ops(big)
 
 
-def _old_update_ops(search: EnasSearch) -> int:
-    """The same count for the per-tensor update (the kit's list path), for the record."""
-    x, y = next(iter(search.train_loader))
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        search.train_step(x, y, [0] * search.cfg.layers, [[0] * k for k in range(search.cfg.layers)])
-    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::_foreach")
-               or e.key in ("aten::div_", "aten::copy_"))
-
-
 def test_the_per_tensor_update_grows_with_the_tensor_count():
     # What the flat buffers remove: the list path's work grows with the space (a regression guard
     # for the comparison above, which would pass vacuously if both counts were tiny constants).
-    assert _old_update_ops(_searcher("extended", False)) > 2 * _old_update_ops(_searcher("original", False))
+    assert update_ops(_searcher("extended", False)) > 2 * update_ops(_searcher("original", False))
 
 
 def _train(search: EnasSearch, steps: int, lr: float = 0.05) -> None:
