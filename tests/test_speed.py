@@ -130,3 +130,13 @@ def test_nasib_pair_is_drawn_with_one_host_copy_and_the_same_draws(monkeypatch):
     ahead._weight_step(x, y, 1.0, then_alpha=True)
     ahead.strategy.load_state_dict(later.strategy.state_dict())  # a resumed state drops a draw taken ahead
     assert ahead.strategy._ahead is None
+
+
+def test_the_nasib_search_module_imports_dynamo_before_any_budget_clock():
+    # The first optimiser construction imports torch._dynamo (seconds on a CPU); importing
+    # nasib.search (before search_trial starts the clock) must already have paid for it.
+    import subprocess
+    import sys
+
+    code = "import sys, nasib.search; assert 'torch._dynamo' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=__file__.rsplit("/tests/", 1)[0])
