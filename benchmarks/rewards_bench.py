@@ -61,15 +61,18 @@ def _best_ms(fn, repeat: int) -> float:
     return 1000 * best
 
 
-def _search(space: str, image: int, batch: int, routed: bool, flat: bool) -> EnasSearch:
-    """A paper-structure search on random `image` x `image` images."""
+def _search(space: str, size: dict, routed: bool, flat: bool) -> EnasSearch:
+    """A search of `size` (image, batch, layers, channels, aggregate) on random images."""
+    image, batch = size["image"], size["batch"]
     g = torch.Generator().manual_seed(0)
 
     def split(n: int) -> Split:
         return Split(torch.randint(0, 256, (n, 3, image, image), dtype=torch.uint8, generator=g),
                      torch.randint(0, 10, (n,), generator=g))
 
-    cfg = configure("paper", space, {"batch_size": batch, "data": {"valid_size": 40 * batch}})
+    cfg = configure("paper", space, {"batch_size": batch, "layers": size["layers"], "channels": size["channels"],
+                                     "controller": {"num_aggregate": size["num_aggregate"]},
+                                     "data": {"valid_size": 40 * batch}})
     splits = Splits(split(4 * batch), split(40 * batch), split(1), (125.0,) * 3, (63.0,) * 3, "synthetic")
     speed = EnasSpeed(batched_rewards="on" if routed else "off", flat_update="on" if flat else "off")
     torch.manual_seed(0)
@@ -112,16 +115,18 @@ def _child_update_figures(search: EnasSearch, repeat: int) -> dict:
     return {"ms": min(times), "ops": kernel_ops(update), "tensors": len(search.params)}
 
 
-def run(image: int = 8, batch: int = 8, repeat: int = 3) -> dict:
+def run(image: int = 8, batch: int = 8, repeat: int = 3, layers: int = 12, channels: int = 36,
+        num_aggregate: int = 20) -> dict:
     """Both levers for both spaces, with the sequential/routed and per-tensor/flat ratios."""
     torch.set_num_threads(1)
-    out = {"bench": "enas_levers", "device": "cpu", "torch": torch.__version__, "layers": 12, "channels": 36,
-           "image": image, "batch": batch, "num_aggregate": 20, "repeat": repeat, "spaces": {}}
+    size = {"image": image, "batch": batch, "layers": layers, "channels": channels, "num_aggregate": num_aggregate}
+    out = {"bench": "enas_levers", "device": "cpu", "torch": torch.__version__, **size, "repeat": repeat,
+           "spaces": {}}
     for space in SPACES:
-        seq = _update_figures(_search(space, image, batch, False, False), repeat)
-        routed = _update_figures(_search(space, image, batch, True, False), repeat)
-        lists = _child_update_figures(_search(space, image, batch, False, False), repeat)
-        flat = _child_update_figures(_search(space, image, batch, False, True), repeat)
+        seq = _update_figures(_search(space, size, False, False), repeat)
+        routed = _update_figures(_search(space, size, True, False), repeat)
+        lists = _child_update_figures(_search(space, size, False, False), repeat)
+        flat = _child_update_figures(_search(space, size, False, True), repeat)
         out["spaces"][space] = {
             "controller_update": {"sequential": seq, "routed": routed,
                                   **{f"{k}_ratio": seq[k] / routed[k] for k in seq}},

@@ -128,3 +128,35 @@ def test_choice_params_refuses_a_partition_out_of_model_order():
         assert "order" in str(e)
     else:
         raise AssertionError("a backbone after a choice was accepted")
+
+
+def test_a_search_with_both_levers_on_resumes_to_the_same_records(tmp_path, tiny_data, monkeypatch):
+    import pytest
+
+    from enas_ext.search import search_trial
+    from nascore.data import DataConfig
+    from nascore.loop import Interrupted, RunSpec
+    from nascore.records import Trial
+
+    monkeypatch.setenv("NASIB_ENAS_SPEED", "batched_rewards=on,flat_update=on")
+    over = {"layers": 4, "channels": 8, "batch_size": 32, "eval_batch": 50, "epochs": 3,
+            "controller": {"train_steps": 2, "num_aggregate": 3}, "data": {"valid_size": 100, "train_size": 192}}
+
+    def search(name: str) -> list[dict]:
+        spec = RunSpec(out=tmp_path / name, seed=0, device="cpu", data=DataConfig(data_dir=str(tiny_data)))
+        search_trial(spec, "extended", "smoke", over)
+        return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in Trial(tmp_path / name).read_epochs()]
+
+    straight = search("straight")
+    real = EnasSearch.run_epoch
+
+    def stop_in_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(EnasSearch, "run_epoch", stop_in_epoch_2)
+    with pytest.raises(Interrupted):
+        search("cut")
+    monkeypatch.setattr(EnasSearch, "run_epoch", real)
+    assert search("cut") == straight and len(straight) == 3
