@@ -55,3 +55,12 @@ def test_missing_figures_fail(tmp_path):
     (folder / "nasib-cuda-paper.json").unlink()
     res = CliRunner().invoke(main, [str(folder)])
     assert res.exit_code == 1 and "NASIB superkernel epoch" in res.output.splitlines()[-1]
+
+
+def test_a_measured_epoch_is_held_before_a_projected_one(tmp_path):
+    folder = write(tmp_path / "b")
+    figs = {"spaces": {"superkernel": {"projected_epoch_s": 7.0, "measured_epoch_s": 9.5},
+                       "narrow": {"projected_epoch_s": 5.0}}}
+    (folder / "nasib-cuda-paper.json").write_text(json.dumps({"figures": figs}))
+    res = CliRunner().invoke(main, [str(folder)])
+    assert res.exit_code == 1 and "NASIB superkernel epoch" in res.output.splitlines()[-1]
