@@ -42,3 +42,23 @@ def test_lever_bench_reports_both_spaces_side_by_side():
     # The flat update's kernels do not grow with the space; the per-tensor update's do.
     assert figs["original"]["child_update"]["flat"]["ops"] == figs["extended"]["child_update"]["flat"]["ops"]
     assert figs["extended"]["child_update"]["per_tensor"]["ops"] > figs["original"]["child_update"]["per_tensor"]["ops"]
+
+
+def test_before_after_runs_each_setting_with_its_own_environment(monkeypatch):
+    import os
+
+    import benchmarks.levers_gpu as lg
+
+    seen = []
+
+    def fake_run(device, preset, space):
+        seen.append((os.environ.get("NASIB_ENAS_SPEED"), space))
+        return {"measured_epoch_s": 4.0 if os.environ["NASIB_ENAS_SPEED"] else 2.0}
+
+    monkeypatch.setattr(lg, "run", fake_run)
+    monkeypatch.setenv("NASIB_ENAS_SPEED", "eval_chunk=3")
+    figs = lg.before_after("cpu", "smoke")
+    assert seen == [("batched_rewards=off,flat_update=off", "original"), ("batched_rewards=off,flat_update=off",
+                    "extended"), ("", "original"), ("", "extended")]
+    assert figs["speedup"] == {"original": 2.0, "extended": 2.0}
+    assert os.environ["NASIB_ENAS_SPEED"] == "eval_chunk=3"  # restored
