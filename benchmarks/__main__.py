@@ -54,6 +54,19 @@ def _print_nasib(figs: dict) -> None:
                    f"projected epoch {f['projected_epoch_s']:.1f} s")
 
 
+def _rewards(out: Path) -> None:
+    """Routed vs sequential rewards and flat vs per-tensor child update, both spaces, on the CPU."""
+    from benchmarks.rewards_bench import run
+
+    figs = run()
+    for space, f in figs["spaces"].items():
+        c, u = f["controller_update"], f["child_update"]
+        click.echo(f"  levers {space:9s}: rewards {c['sequential']['rewards_ops']} -> {c['routed']['rewards_ops']} "
+                   f"ops ({c['rewards_ops_ratio']:.1f}x fewer, {c['rewards_ms_ratio']:.1f}x faster), child update "
+                   f"{u['per_tensor']['ops']} -> {u['flat']['ops']} ops ({u['time_ratio']:.1f}x faster)")
+    click.echo(f"  wrote {_save(out, 'cpu-rewards', figs)}")
+
+
 def _checkpoints(out: Path) -> None:
     """Checkpoint size and save time at the smoke and paper presets (device-independent state)."""
     from benchmarks.checkpoint_bench import run
@@ -75,7 +88,8 @@ def _checkpoints(out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/bench"), show_default=True)
 @click.option("--fidelity", default=None, help="Comma-separated budgets in seconds for the budget-fidelity "
               "runs (default: 30,60 on CPU, 120,300,600 on CUDA; 'none' skips them).")
-@click.option("--only", type=click.Choice(["enas", "nasib", "checkpoint", "fidelity", "planted"]), multiple=True,
+@click.option("--only", type=click.Choice(["enas", "nasib", "checkpoint", "fidelity", "planted", "rewards"]),
+              multiple=True,
               help="Run only these benchmarks (repeatable).")
 @threads_option
 @reports_errors
@@ -87,7 +101,8 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
     budgets = [] if fidelity == "none" else [parse_budget(b) for b in (fidelity or default).split(",")]
     preset = preset or ("paper" if dev.type == "cuda" else "smoke")
     tag = f"{dev.type}-{preset}"
-    todo = set(only) or {"enas", "nasib", "checkpoint", "fidelity"}  # planted (minutes): only when asked
+    # planted (minutes) and rewards (the CPU lever study, whatever the device): only when asked
+    todo = set(only) or {"enas", "nasib", "checkpoint", "fidelity"}
     click.echo(f"benchmarks on {dev} at preset {preset} -> {out}")
     if "enas" in todo:
         figs = _enas(str(dev), preset)
@@ -103,6 +118,8 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
         from benchmarks.planted import run as planted
 
         click.echo(f"  wrote {_save(out, 'planted', planted(0, device=str(dev)))}")
+    if "rewards" in todo:
+        _rewards(out)
     if "checkpoint" in todo:
         _checkpoints(out)
     if "fidelity" in todo and fidelity != "none":

@@ -6,7 +6,9 @@ synced on both ends) for both spaces on synthetic uint8 images, and projects an 
 the preset's split sizes exactly as a budgeted search plans its first epoch:
 train_batches * weight step + alpha steps * alpha step + eval batches * eval batch
 + the checkpoint's snapshot (its write overlaps the next epoch; only what outlasts the
-epoch's work counts: `nasib.search.projected_epoch`).
+epoch's work counts: `nasib.search.projected_epoch`). It then runs one whole epoch of a search
+on splits of the preset's sizes, after the same warm-up, and reports it as `measured_epoch_s`
+(weight and alpha steps, both validations; what the gate holds when present).
 
 `budget_fidelity` runs real budgeted searches on a synthetic CIFAR-10 stand-in and
 reports how much of each budget was used (the kit promises used / budget <= 1).
@@ -23,8 +25,9 @@ from nascore.data import DataConfig
 from nascore.loop import RunSpec
 from nascore.ops import count_params
 from nascore.records import Trial
-from nascore.runtime import resolve_device, seed_everything
+from nascore.runtime import resolve_device, seed_everything, sync
 from nascore.synthetic import write_fake_cifar
+from nasib.presets import apply_overrides
 from nasib.presets import preset as get_preset
 from nasib.search import CIFAR_TRAIN, NasibSearch, batch_counts, search_trial, synthetic_splits
 
@@ -40,7 +43,8 @@ def _space_timing(preset: str, space: str, dev: torch.device) -> dict:
     search = NasibSearch(cfg, synthetic_splits(small, small), dev, seed=0)
     counts = batch_counts(n_train, n_valid, cfg)
     t = search.measure(counts)
-    return {"num_ops": len(search.op_names), "supernet_params": count_params(search.model),
+    return {"measured_epoch_s": _measured_epoch(cfg, dev, n_train, n_valid),
+            "num_ops": len(search.op_names), "supernet_params": count_params(search.model),
             "layers": cfg.layers, "channels": cfg.channels, "batch_size": cfg.batch_size,
             "warmup_steps": -(-len(search.op_names) // 2) if cfg.warmup_steps is None else cfg.warmup_steps,
             "timed_steps": cfg.measure_steps, "ms_per_weight_step": 1000 * t["weight_s"],
@@ -49,6 +53,18 @@ def _space_timing(preset: str, space: str, dev: torch.device) -> dict:
             "train_batches": counts["train"],
             "alpha_steps": int(t["alpha_steps"]), "eval_batches": counts["eval"],
             "projected_epoch_s": t["epoch_s"]}
+
+
+def _measured_epoch(cfg, dev: torch.device, n_train: int, n_valid: int) -> float:
+    """Seconds of one whole epoch (synced on both ends) of a fixed-epoch search on preset-size splits."""
+    search = NasibSearch(apply_overrides(cfg, {"epochs": 1}), synthetic_splits(n_train, n_valid), dev, seed=0)
+    search.measure()  # the warm-up and timed steps, state restored
+    search.done(0)
+    sync(dev)
+    t0 = time.perf_counter()
+    search.run_epoch(0)
+    sync(dev)
+    return time.perf_counter() - t0
 
 
 def run(device: str = "auto", preset: str = "quick") -> dict:

@@ -7,6 +7,7 @@ per layer one op decision, then (from layer 1 on) one independent skip bit per e
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -81,9 +82,15 @@ def skip_kl_penalty(skip_logits: Tensor, target: float) -> Tensor:
     # Written with logsigmoid so saturated logits give finite values.
     log_on, log_off = F.logsigmoid(skip_logits), F.logsigmoid(-skip_logits)
     p_on, p_off = log_on.exp(), log_off.exp()
-    on_t = torch.log(torch.tensor(target, dtype=skip_logits.dtype, device=skip_logits.device))
-    off_t = torch.log(torch.tensor(1.0 - target, dtype=skip_logits.dtype, device=skip_logits.device))
+    on_t, off_t = _log_as(target, skip_logits.dtype), _log_as(1.0 - target, skip_logits.dtype)
     return p_on * (log_on - on_t) + p_off * (log_off - off_t)
+
+
+@functools.lru_cache(maxsize=64)
+def _log_as(value: float, dtype: torch.dtype) -> float:
+    """log(value) rounded as `dtype` computes it, as a Python float: no device tensor, so no blocking copy."""
+    # Computed on the CPU in `dtype`, so the constant is bitwise the one a device-side torch.log gave.
+    return float(torch.log(torch.tensor(value, dtype=dtype)))
 
 
 def update_baseline(b: Tensor, rewards: Tensor, decay: float) -> tuple[Tensor, Tensor]:
@@ -105,7 +112,11 @@ def update_baseline(b: Tensor, rewards: Tensor, decay: float) -> tuple[Tensor, T
 def _unit_uniforms(shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None) -> Tensor:
     """Uniforms drawn on the generator's device (so a CPU seed reproduces on CUDA), then moved."""
     where = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=where).to(device)
+    u = torch.rand(shape, generator=generator, device=where)
+    if u.device.type == "cpu" and torch.device(device).type == "cuda":
+        # Pinned and non-blocking: the host does not wait for the device's queue (the previous update's work).
+        return u.pin_memory().to(device, non_blocking=True)
+    return u.to(device)
 
 
 def _at(t: Tensor | None, k: int, width: int | None = None) -> Tensor | None:

@@ -26,12 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from enas_ext.batched import EnasSpeed, RoutedChild
 from enas_ext.child import FixedChild, SharedChild, arch_to_dict
 from enas_ext.controller import Controller, ControllerSample, ControllerTrainer
 from enas_ext.presets import EnasSearchConfig, configure
 from nascore.bn import bn_eval
 from nascore.config import from_dict
 from nascore.data import DeviceLoader, Splits, forever
+from nascore.flat import FlatSGD
 from nascore.loop import RunSpec
 from nascore.ops import count_params
 from nascore.recipe import Recipe, data_location, run_recipe
@@ -56,17 +58,16 @@ def sampling_generator(seed: int) -> torch.Generator:
 class EnasSearch:
     """The ENAS macro searcher for nascore.loop.run_trial."""
 
-    def __init__(self, cfg: EnasSearchConfig, splits: Splits, device: torch.device, seed: int):
+    def __init__(self, cfg: EnasSearchConfig, splits: Splits, device: torch.device, seed: int,
+                 speed: EnasSpeed | None = None):
+        # speed: how (not what) to compute; default from $NASIB_ENAS_SPEED, not recorded (same numbers)
         self.cfg, self.device = cfg, device
+        self.speed = speed if speed is not None else EnasSpeed.from_env()
         self.space = get_space(cfg.space)
         self.child = SharedChild(self.space.ops, cfg.layers, cfg.channels, cfg.keep_prob,
                                  branch_mode=cfg.branch_mode, released_op=cfg.released_op).to(device)
         self.params = list(self.child.parameters())
-        # Weight decay is folded into the gradient by hand (see `train_step`), so SGD gets 0.
-        self.opt = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                                   fused=device.type == "cuda")
-        for p in self.params:  # every weight is decayed every step, used or not, as the reference's L2
-            p.grad = torch.zeros_like(p)
+        self.opt = self._child_optimizer()
         self.controller = Controller(cfg.controller).to(device)
         self.trainer = ControllerTrainer(self.controller, sampling_generator(seed))
         mean, std = splits.mean, splits.std
@@ -77,6 +78,18 @@ class EnasSearch:
         self.reward_loader = DeviceLoader(splits.valid, cfg.batch_size, device, mean, std, None)
         self.eval_loader = DeviceLoader(splits.valid, cfg.eval_batch, device, mean, std, None,
                                         shuffle=False, drop_last=False)
+
+    def _child_optimizer(self) -> torch.optim.SGD | FlatSGD:
+        """Nesterov SGD of the child; flat buffers when the speed setting says so (same arithmetic)."""
+        cfg = self.cfg
+        if self.speed.flat(self.device):  # L2 and the per-tensor clip in a fixed handful of kernels
+            return FlatSGD(self.params, cfg.lr_max, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.grad_clip)
+        # Weight decay is folded into the gradient by hand (see `train_step`), so SGD gets 0.
+        opt = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                              fused=self.device.type == "cuda")
+        for p in self.params:  # every weight is decayed every step, used or not, as the reference's L2
+            p.grad = torch.zeros_like(p)
+        return opt
 
     # --- the Searcher protocol -------------------------------------------------------------
 
@@ -142,6 +155,14 @@ class EnasSearch:
         logits = self.child(x, ops, skips)
         loss = F.cross_entropy(logits, y)
         loss.backward()
+        self.update_child()
+        return loss.detach(), logits.detach()
+
+    def update_child(self) -> None:
+        """After a backward: L2 on every weight, the per-tensor clip, Nesterov SGD, gradients zeroed."""
+        if isinstance(self.opt, FlatSGD):  # the same arithmetic on flat buffers
+            self.opt.step()
+            return
         grads = [p.grad for p in self.params]
         if self.cfg.weight_decay > 0:  # the gradient of the reference's l2 term, before clipping
             torch._foreach_add_(grads, self.params, alpha=self.cfg.weight_decay)
@@ -149,12 +170,14 @@ class EnasSearch:
             clip_per_tensor_(grads, self.cfg.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=False)  # keep zero grads so unused weights still decay
-        return loss.detach(), logits.detach()
 
     def train_epoch(self, lr: float) -> tuple[torch.Tensor, torch.Tensor, int]:
         """One pass over the train split; returns (loss sum, correct count) on the device and images seen."""
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        if isinstance(self.opt, FlatSGD):
+            self.opt.lr = lr
+        else:
+            for group in self.opt.param_groups:
+                group["lr"] = lr
         self.child.train()
         with torch.no_grad():  # the controller is frozen for the whole child epoch
             archs = to_lists(self.controller.sample(len(self.train_loader), self.trainer.generator))
@@ -194,10 +217,19 @@ class EnasSearch:
         for _ in range(batches or self.cfg.bn_calibrate_batches):
             self.child(next(self.calib_stream)[0], ops, skips)
 
-    def rewards(self, sample: ControllerSample, stream: Iterator) -> torch.Tensor:
+    def routed(self, rule: str | None = None) -> RoutedChild | None:
+        """The routed many-children pass for a phase under BN `rule`, or None for the sequential path."""
+        rule = rule or self.cfg.bn_eval
+        return RoutedChild(self.child, rule) if self.speed.batched(self.device, rule, self.space.ops) else None
+
+    def rewards(self, sample: ControllerSample, stream: Iterator, router: RoutedChild | None = None) -> torch.Tensor:
         """Accuracy of each sampled architecture on its own next valid minibatch (inside `judging`)."""
+        archs = to_lists(sample)  # the update's one device-to-host copy
+        if router is not None:  # one routed pass, the same images per child
+            batches = [next(stream) for _ in archs]
+            return router.hits(batches, archs).float() / len(batches[0][1])
         accs = []
-        for ops, skips in to_lists(sample):
+        for ops, skips in archs:
             x, y = next(stream)
             accs.append(self.correct(x, y, ops, skips).float() / len(y))
         return torch.stack(accs)
@@ -206,7 +238,8 @@ class EnasSearch:
         """`train_steps` REINFORCE updates; mean reward/entropy/skip rate and the final baseline."""
         stream = forever(self.reward_loader)
         with self.judging():
-            steps = [self.trainer.update(lambda s: self.rewards(s, stream))
+            router = self.routed()
+            steps = [self.trainer.update(lambda s: self.rewards(s, stream, router))
                      for _ in range(self.cfg.controller.train_steps)]
         mean = {k: torch.stack([s[k] for s in steps]).mean() for k in ("reward", "entropy", "skip_rate")}
         return {**mean, "baseline": steps[-1]["baseline"]}
@@ -218,6 +251,12 @@ class EnasSearch:
                 archs = to_lists(self.controller.sample(len(self.eval_loader), self.trainer.generator))
         correct = torch.zeros((), device=self.device)
         with self.judging(rule):
+            router = self.routed(rule)
+            if router is not None:
+                batches = list(self.eval_loader)
+                if len(batches) != len(archs):
+                    raise ValueError(f"{len(archs)} architectures for {len(batches)} validation batches")
+                return router.correct(batches, archs, self.speed.eval_chunk)
             for (x, y), (ops, skips) in zip(self.eval_loader, archs, strict=True):
                 correct += self.correct(x, y, ops, skips, rule)
         return correct

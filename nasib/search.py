@@ -26,10 +26,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
+import torch._dynamo  # noqa: F401 - the first optimiser construction imports it (seconds): here, before the budget clock
 import torch.nn.functional as F
 
 from nascore.bn import bn_eval
 from nascore.data import DeviceLoader, Split, Splits, forever
+from nascore.flat import ChoiceParams, step_on
 from nascore.loop import RunSpec
 from nascore.ops import count_params
 from nascore.recipe import Recipe, data_location, run_recipe
@@ -60,6 +62,14 @@ def projected_epoch(work_s: float, snapshot_s: float, write_s: float) -> float:
     return work_s + snapshot_s + max(0.0, write_s - work_s)
 
 
+def choice_params(model: Supernet) -> ChoiceParams:
+    """The supernet's parameters as backbone (stem, reductions, classifier) plus one list per (layer, op)."""
+    ops = {id(p) for layer in model.layers for p in layer.parameters()}
+    backbone = [p for p in model.parameters() if id(p) not in ops]
+    return ChoiceParams(list(model.parameters()), backbone,
+                        [[list(block.parameters()) for block in layer.ops] for layer in model.layers])
+
+
 def synthetic_splits(n_train: int, n_valid: int, seed: int = 0) -> Splits:
     """Random uint8 images and labels (for timing runs that need no dataset)."""
     g = torch.Generator().manual_seed(seed)
@@ -81,6 +91,8 @@ class NasibSearch:
         torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark and cfg.cudnn_autotune
         self.model = Supernet(self.op_names, cfg.channels, cfg.layers).to(device)
         self.params = list(self.model.parameters())  # cached: walking ~1000 modules per step is slow
+        self.lean = choice_params(self.model)  # the tensors a weight step's draw runs, without walking all
+        self._stale = self.params  # tensors that may hold a gradient (all, before the first step)
         self.optimizer = torch.optim.SGD(self.params, lr=cfg.lr_max, momentum=cfg.momentum,
                                          nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(seed)
@@ -199,14 +211,22 @@ class NasibSearch:
         self.strategy.set_alpha_lr(alpha_lr)
         return lr, alpha_lr
 
-    def _weight_step(self, x: torch.Tensor, y: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One weight update on the strategy's draw; returns (summed loss, hits) as device tensors."""
-        logits = self.model(x, *self.strategy.weight_ops(p, self.generator))
+    def _weight_step(self, x: torch.Tensor, y: torch.Tensor, p: float,
+                     then_alpha: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """One weight update on the strategy's draw; returns (summed loss, hits) as device tensors.
+
+        Only the tensors that ran are walked (backbone plus the drawn ops, in model order): the others
+        have grad None, which clip_grad_norm_ and SGD skip, so the arithmetic is the same."""
+        ops, weights = self.strategy.weight_ops(p, self.generator, then_alpha)
+        logits = self.model(x, ops, weights)
         loss = F.cross_entropy(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)  # unsampled ops keep grad None: SGD skips them
+        for q in self._stale:  # unsampled ops keep grad None: SGD skips them
+            q.grad = None
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.optimizer.step()
+        ran = [q for q in self.lean.ran(ops) if q.grad is not None]
+        torch.nn.utils.clip_grad_norm_(ran, self.cfg.grad_clip)
+        step_on(self.optimizer, ran)
+        self._stale = ran
         self.strategy.after_weight_step()  # single-level strategies (SNAS) step their alphas here
         return loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
 
@@ -221,9 +241,10 @@ class NasibSearch:
         seen, cut, t0 = 0, False, self.clock()
         for b, (x, y) in enumerate(self.train_loader):
             self._set_lrs(epoch + b / n_tr, total)
-            step_loss, step_hits = self._weight_step(x, y, p)
+            alpha_after = (b + 1) * n_va // n_tr - b * n_va // n_tr
+            step_loss, step_hits = self._weight_step(x, y, p, then_alpha=alpha_after > 0)
             loss, hits, seen = loss + step_loss, hits + step_hits, seen + len(y)
-            for _ in range((b + 1) * n_va // n_tr - b * n_va // n_tr):
+            for _ in range(alpha_after):
                 xv, yv = next(held_out)
                 self.strategy.alpha_step(self.model, xv, yv, p, self.generator)
             now = self.clock()  # step to step, so a pause while the next batch loads is seen too

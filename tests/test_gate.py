@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from benchmarks.gate import main
 
 
-def write(folder: Path, enas_s: float = 9.0, nasib_s: float = 12.0, loop_s: float = 0.1) -> Path:
+def write(folder: Path, enas_s: float = 7.5, nasib_s: float = 7.9, loop_s: float = 0.1) -> Path:
     """Bench JSONs as `python -m benchmarks` writes them (only the fields the gate reads)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
@@ -37,12 +37,30 @@ def test_a_slow_epoch_or_checkpoint_fails_naming_the_goal(tmp_path):
     assert res.exit_code == 1
     missed = "Error: 3 goal(s) missed or unmeasured: ENAS original epoch; ENAS extended epoch; checkpoint share"
     assert missed in res.output  # both ENAS spaces and the checkpoint
-    res = CliRunner().invoke(main, [str(tmp_path / "b"), "--enas-epoch-s", "20", "--checkpoint-share", "0.05"])
+    res = CliRunner().invoke(main, [str(tmp_path / "b"), "--enas-epoch-s", "20", "--checkpoint-share", "0.08"])
     assert res.exit_code == 0, res.output  # limits are settable
+
+
+def test_the_goals_are_8_s_original_10_s_extended_and_8_s_nasib(tmp_path):
+    folder = write(tmp_path / "b", enas_s=9.0, nasib_s=8.5)
+    res = CliRunner().invoke(main, [str(folder)])
+    assert res.exit_code == 1  # 9 s: over the original goal, within the extended one; NASIB over 8 s
+    assert "missed or unmeasured: ENAS original epoch; NASIB superkernel epoch" in res.output
+    res = CliRunner().invoke(main, [str(folder), "--enas-original-epoch-s", "9.5", "--nasib-epoch-s", "9"])
+    assert res.exit_code == 0, res.output
 
 
 def test_missing_figures_fail(tmp_path):
     folder = write(tmp_path / "b")
     (folder / "nasib-cuda-paper.json").unlink()
+    res = CliRunner().invoke(main, [str(folder)])
+    assert res.exit_code == 1 and "NASIB superkernel epoch" in res.output.splitlines()[-1]
+
+
+def test_a_measured_epoch_is_held_before_a_projected_one(tmp_path):
+    folder = write(tmp_path / "b")
+    figs = {"spaces": {"superkernel": {"projected_epoch_s": 7.0, "measured_epoch_s": 9.5},
+                       "narrow": {"projected_epoch_s": 5.0}}}
+    (folder / "nasib-cuda-paper.json").write_text(json.dumps({"figures": figs}))
     res = CliRunner().invoke(main, [str(folder)])
     assert res.exit_code == 1 and "NASIB superkernel epoch" in res.output.splitlines()[-1]

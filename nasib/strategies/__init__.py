@@ -50,8 +50,11 @@ class Strategy(ABC):
         self.device = device
 
     @abstractmethod
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, Tensor | None]:
-        """The ops of one weight step and their weights (None = summed), detached from any alphas."""
+    def weight_ops(self, p_explore: float, generator: torch.Generator,
+                   then_alpha: bool = False) -> tuple[Ops, Tensor | None]:
+        """The ops of one weight step and their weights (None = summed), detached from any alphas.
+
+        `then_alpha`: an alpha step follows this weight step (a strategy may draw for it now)."""
 
     def alpha_step(self, model: nn.Module, x: Tensor, y: Tensor, p_explore: float,
                    generator: torch.Generator) -> None:

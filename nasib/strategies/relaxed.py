@@ -76,7 +76,8 @@ class MixtureStrategy(Strategy):
         self._alpha_loss = torch.zeros((), device=self.device)
         self._alpha_steps = 0
 
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, Tensor]:
+    def weight_ops(self, p_explore: float, generator: torch.Generator,
+                   then_alpha: bool = False) -> tuple[Ops, Tensor]:
         """Every op, weighted by the relaxation detached from the alphas."""
         return self._all, self.relax(generator).detach()
 
@@ -152,7 +153,8 @@ class SnasStrategy(MixtureStrategy):
         super().__init__(op_names, cfg, device, generator)
         self.tau = TAU_START
 
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, Tensor]:
+    def weight_ops(self, p_explore: float, generator: torch.Generator,
+                   then_alpha: bool = False) -> tuple[Ops, Tensor]:
         """Every op, weighted by a relaxed sample that keeps its gradient path to the alphas."""
         self.optimizer.zero_grad()
         return self._all, self.relax(generator)

@@ -66,6 +66,7 @@ class TwoPathStrategy(Strategy):
                                device)
         self.optimizer = alpha_optimizer(cfg.alpha_optimizer, self.alphas, cfg.alpha_lr, cfg.alpha_momentum)
         self._last_argmax = self.alphas.detach().argmax(dim=1)  # for argmax_changed
+        self._ahead: tuple[Tensor, Ops] | None = None  # the next alpha step's draw, taken with a weight step's
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -75,22 +76,37 @@ class TwoPathStrategy(Strategy):
         self._alpha_loss = torch.zeros((), device=self.device)
         self._alpha_steps = 0
 
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, None]:
-        """A counted policy draw: two distinct ops per layer, summed."""
+    def weight_ops(self, p_explore: float, generator: torch.Generator,
+                   then_alpha: bool = False) -> tuple[Ops, None]:
+        """A counted policy draw: two distinct ops per layer, summed.
+
+        `then_alpha`: an alpha step follows; its draw is taken now too (the weight step changes
+        neither the alphas nor the counts after its own draw, and uses no generator), so one host
+        copy serves the pair: the same draws in the same generator order as drawing it later.
+        """
         draw = self.sampler.draw(self.alphas, p_explore, generator, count=True)
         self._p1 += draw.used_p1.sum()
         self._draws += self.layers
-        return draw.ops.tolist(), None  # the one host sync of a weight step: python indexing of modules
+        if not then_alpha:
+            return draw.ops.tolist(), None  # the one host sync of a weight step: python indexing of modules
+        ahead = self.sampler.draw(self.alphas, p_explore, generator, count=False)
+        both = torch.cat([draw.ops, ahead.ops]).tolist()  # the pair's one host sync
+        self._ahead = (ahead.ops, both[self.layers:])
+        return both[:self.layers], None
 
     def alpha_step(self, model: nn.Module, x: Tensor, y: Tensor, p_explore: float,
                    generator: torch.Generator) -> None:
         """Two-path update of the alphas on one held-out batch; network weights are untouched."""
-        draw = self.sampler.draw(self.alphas, p_explore, generator, count=False)
-        weights = two_path_weights(self.alphas, draw.ops)
-        loss = F.cross_entropy(model(x, draw.ops.tolist(), weights), y)
+        if self._ahead is not None:  # drawn with the weight step's ops (see weight_ops)
+            (ops, listed), self._ahead = self._ahead, None
+        else:
+            ops = self.sampler.draw(self.alphas, p_explore, generator, count=False).ops
+            listed = ops.tolist()
+        weights = two_path_weights(self.alphas, ops)
+        loss = F.cross_entropy(model(x, listed, weights), y)
         self.optimizer.zero_grad()
         loss.backward(inputs=[self.alphas])  # no gradient flows into (or accumulates on) the weights
-        alpha_step(self.optimizer, draw.ops)
+        alpha_step(self.optimizer, ops)
         self._alpha_loss += loss.detach()
         self._alpha_steps += 1
 
@@ -152,3 +168,4 @@ class TwoPathStrategy(Strategy):
         self.sampler.load_state_dict(state["sampler"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._last_argmax = state["last_argmax"].to(self.device)
+        self._ahead = None  # a draw taken ahead belongs to the state being replaced

@@ -36,7 +36,8 @@ class UniformStrategy(Strategy):
         self._zeros = torch.zeros(cfg.layers, len(self.op_names), device=device)
         self.sampler = Sampler(cfg.layers, len(self.op_names), PolicyConfig(paths=2), device)
 
-    def weight_ops(self, p_explore: float, generator: torch.Generator) -> tuple[Ops, None]:
+    def weight_ops(self, p_explore: float, generator: torch.Generator,
+                   then_alpha: bool = False) -> tuple[Ops, None]:
         """Two distinct uniform ops per layer, summed (counted, for the record)."""
         return self.sampler.draw(self._zeros, 0.0, generator, count=True).ops.tolist(), None
 
