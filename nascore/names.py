@@ -13,6 +13,11 @@ OPTIONAL_SCALES = ("ci", "medium")  # scales only some configs define (ci: one G
 EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config may define (the runner's --scale choices)
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
+NASIB_SPACES = tuple(s for s in SPACES if s not in ENAS_SPACES)  # the spaces NASIB and its baselines search
+# Which BN statistics an evaluation of a shared-weight network uses (nascore/bn.py applies them);
+# here so the command line can offer them before torch loads.
+BN_RULES = ("running", "batch", "recalibrate")
+DEFAULT_BN_RULE = "batch"
 # ENAS search-time branch behaviour: the sampled op runs, or the release's one op in every layer.
 ENAS_BRANCH_MODES = ("intended", "as-released")
 STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer
