@@ -93,7 +93,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
             + f"\n{len(outcomes)} trial(s): {tally}")
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, prog_name="nasibkit-experiments")
 def cli() -> None:
     """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under results/."""

@@ -184,7 +184,8 @@ def test_compound_budgets_are_read():
 
 
 @pytest.mark.parametrize("command, args", [(enas_cli, ["search"]), (nasib_cli, ["search"]), (nasib_cli, ["plan"]),
-                                           (retrain_cli, []), (enas_cli, [])])
+                                           (retrain_cli, []), (enas_cli, []), (experiments_cli, ["run"]),
+                                           (analysis_cli, ["claims"])])
 def test_dash_h_is_help(command, args):
     res = CliRunner().invoke(command, [*args, "-h"])
     assert res.exit_code == 0 and "Usage:" in res.output and "Show this message" in res.output
