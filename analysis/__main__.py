@@ -19,7 +19,7 @@ from analysis.table1 import run_table1
 from nascore.names import VERSION
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, prog_name="nasibkit-analysis")
 def cli() -> None:
     """Analyse trial records (never trains): curves, kernel frequencies, Table 1."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -19,8 +20,9 @@ from analysis.claims_fig3 import fig3_claims
 from analysis.claims_fig4 import fig4_claims
 from analysis.claims_fig5 import fig5_claims
 from analysis.claims_paper import table1_claims
-from analysis.records import NoTrialsError, TrialSet, cli_errors, load_trials, output_dir, write_text
+from analysis.records import NoTrialsError, Trial, TrialSet, cli_errors, load_trials, output_dir, write_text
 from analysis.verdicts import KINDS, NOT_RUN, VERDICTS, Claim, effect_cell, fmt
+from nascore.names import SYNTHETIC_DATA, data_copy
 
 KIND_NAMES = {"paper": "claims of the paper", "mechanics": "checks of the kit's own mechanics",
               "tautology": "true by construction"}
@@ -30,6 +32,22 @@ def all_claims(trials: TrialSet) -> list[Claim]:
     """Every claim row, in paper order."""
     return [*fig2_claims(trials), *fig3_claims(trials), *fig4_claims(trials), *fig5_claims(trials),
             *table1_claims(trials)]
+
+
+def on_synthetic(trial: Trial) -> bool:
+    """A trial that trained on the synthetic stand-in (its recorded data name says so): never evidence."""
+    prov = trial.config.get("provenance", {}) or {}
+    return data_copy(prov.get("data_copy") or prov.get("data_source")) == SYNTHETIC_DATA
+
+
+def refuse_synthetic(trials: TrialSet) -> tuple[TrialSet, list[str]]:
+    """The trials without the synthetic-data ones, and the keys of those refused."""
+    refused = sorted(t.key for t in (*trials.ok, *trials.excluded) if on_synthetic(t))
+    if not refused:
+        return trials, []
+    kept = replace(trials, ok=[t for t in trials.ok if not on_synthetic(t)],
+                   excluded=[t for t in trials.excluded if not on_synthetic(t)])
+    return kept, refused
 
 
 def headline(claims: list[Claim]) -> list[str]:
@@ -47,9 +65,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
-def to_markdown(claims: list[Claim], root: Path) -> str:
+def to_markdown(claims: list[Claim], root: Path, refused: list[str] = ()) -> str:
     """A short table (claim, effect, CI, n, verdict) a terminal can show, then each row's long text."""
-    lines = [f"# Claims scorecard: {root}", "", *(f"- {line}" for line in headline(claims)), "",
+    note = [f"Refused {len(refused)} trial(s) run on synthetic data: {', '.join(refused)}.", ""] if refused else []
+    lines = [f"# Claims scorecard: {root}", "", *note, *(f"- {line}" for line in headline(claims)), "",
              "| Claim | Kind | Effect | 95% CI | n | Verdict |", "|---|---|---|---|---|---|"]
     for c in claims:
         ci = "–" if c.ci_low is None else f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]"
@@ -76,12 +95,17 @@ def run_claims(results: Path, out: Path | None = None) -> list[Path]:
             raise
         click.echo(f"no records ({err}): every claim is 'not run'")
         trials = TrialSet(Path(results))
+    trials, refused = refuse_synthetic(trials)
+    if refused:
+        click.echo(f"refused {len(refused)} trial(s) run on synthetic data (not CIFAR-10): {', '.join(refused)}",
+                   err=True)
     claims = all_claims(trials)
     folder = output_dir(results, out, "figures")
     md_path, json_path = folder / "claims.md", folder / "claims.json"
-    write_text(md_path, to_markdown(claims, Path(results)))
-    write_text(json_path, json.dumps({"format": 1, "results": str(results), "headline": headline(claims),
-                                      "claims": [c.as_dict() for c in claims]}, indent=1, sort_keys=True) + "\n")
+    write_text(md_path, to_markdown(claims, Path(results), refused))
+    record = {"format": 1, "results": str(results), "headline": headline(claims),
+              "claims": [c.as_dict() for c in claims], **({"refused_synthetic": refused} if refused else {})}
+    write_text(json_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
     for c in claims:
         click.echo(f"  {c.verdict:15s} {c.id}: {effect_cell(c)} (n {c.n or '–'})")
     for line in headline(claims):

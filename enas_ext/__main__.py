@@ -5,15 +5,24 @@ from pathlib import Path
 
 import click
 
-from enas_ext.presets import ENAS_BRANCH_MODES, ENAS_SPACES, PRESETS
-from nascore.bn import BN_RULES
-from nascore.cli import common_options, data_config, reports_errors, threads_option
-from nascore.data import DataConfig
-from nascore.loop import RunSpec
-from nascore.names import VERSION
+from nascore.cli import (
+    CONTEXT,
+    begin,
+    common_options,
+    data_config,
+    device_option,
+    late_threads_option,
+    reports_errors,
+    seed_option,
+)
+from nascore.datafiles import DataConfig
+from nascore.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_SPACES, VERSION
+from nascore.names import SCALES as PRESETS
+
+# Nothing above imports torch: options are checked and the first line printed before it loads.
 
 
-@click.group()
+@click.group(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-enas")
 def cli() -> None:
     """ENAS macro search (the official TF release's semantics) over the original or extended space."""
@@ -46,13 +55,16 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
 @click.option("--released-op", default=None, metavar="OP",
               help="as-released: the op in the last-built role [default: the space's last op].")
 @click.option("--bn-eval", type=click.Choice(BN_RULES), default=None,
-              help="BN statistics for rewards and valid accuracy [default: nascore.bn.DEFAULT_RULE].")
+              help=f"BN statistics for rewards and valid accuracy. [default: {DEFAULT_BN_RULE}]")
 @common_options
 @reports_errors
 def search(space, preset, epochs, layers, channels, batch_size, branch_mode, released_op, bn_eval, out, seed,
            device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture; writes the trial folder OUT (records contract)."""
+    begin("nasibkit-enas search", {"method": "enas", "space": space, "scale": preset, "epochs": epochs,
+                                   "out": out}, device=device, scale=preset, data_dir=data_dir, download=download)
     from enas_ext.search import search_trial
+    from nascore.loop import RunSpec
 
     data = data_config(DataConfig(), data_dir, download, train_size, valid_size, test_size)
     spec = RunSpec(out=out, seed=seed, device=device, data=data, deterministic=deterministic, force=force)
@@ -73,11 +85,12 @@ def search(space, preset, epochs, layers, channels, batch_size, branch_mode, rel
 @click.argument("trial_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-n", "--num", type=click.IntRange(min=1), default=50, show_default=True,
               help="Architectures to draw.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-@threads_option
+@seed_option("Sampling seed (0 or more).")
+@late_threads_option
 @reports_errors
 def sample(trial_dir, num, seed):
     """Draw architectures from TRIAL_DIR's checkpointed controller into TRIAL_DIR/samples.json."""
+    begin("nasibkit-enas sample", {"trial": trial_dir, "architectures": num, "seed": seed}, data=False)
     from enas_ext.search import sample_from_trial
 
     samples = sample_from_trial(trial_dir, num, seed)
@@ -90,12 +103,14 @@ def sample(trial_dir, num, seed):
               help="Architectures drawn from the trial's controller.")
 @click.option("--reference-batches", type=click.IntRange(min=1), default=32, show_default=True,
               help="Calibration batches of the reference rule (an architecture's own statistics).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling and calibration seed.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@threads_option
+@seed_option("Sampling and calibration seed (0 or more).")
+@device_option("cpu")
+@late_threads_option
 @reports_errors
 def bn_rules(trial_dir, num, reference_batches, seed, device):
     """Valid accuracy of sampled architectures under each BN rule, same weights -> TRIAL_DIR/bn_rules.json."""
+    begin("nasibkit-enas bn-rules", {"trial": trial_dir, "architectures": num, "seed": seed}, device=device,
+          data=False)
     from enas_ext.bn_probe import PROBE_FILE, probe
 
     record = probe(trial_dir, num, reference_batches, seed, device)

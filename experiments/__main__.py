@@ -58,6 +58,9 @@ def one_line_errors(fn):
             message = e.args[0] if isinstance(e, KeyError) and e.args else e
             click.echo(f"Error: {message}", err=True)
             sys.exit(2)
+        except OSError as e:  # an unwritable results folder, a full disk: one line naming the path
+            click.echo(f"Error: cannot write {e.filename or 'the results'}: {e.strerror or e}", err=True)
+            sys.exit(1)
 
     return wrapper
 
@@ -90,7 +93,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
             + f"\n{len(outcomes)} trial(s): {tally}")
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, prog_name="nasibkit-experiments")
 def cli() -> None:
     """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under results/."""

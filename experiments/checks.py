@@ -44,9 +44,10 @@ THREADS_HELP = ("CPU threads for torch in this runner: a number, or auto = the c
 
 
 def check_threads(value: str) -> None:
-    """Refuse a thread count that is neither a positive number nor auto (before torch is imported)."""
-    if value.strip().lower() != "auto" and not (value.strip().isdigit() and int(value) >= 1):
-        raise ValueError(f"--threads {value!r}: use a positive number of threads or auto")
+    """Refuse a thread count that is neither 1..cores nor auto, by the rule every command uses (torch-free)."""
+    from nascore.runtime import parse_threads
+
+    parse_threads(value)
 
 
 def apply_threads(value: str) -> int:

@@ -19,11 +19,12 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-BN_RULES = ("running", "batch", "recalibrate")
-# Chosen by measurement (docs/enas-release.md, "BN statistics at evaluation"): on one trained
-# ENAS child, batch statistics land within about a point of each architecture's own
+from nascore.names import BN_RULES  # noqa: F401 (the names live torch-free, for the command line)
+from nascore.names import DEFAULT_BN_RULE as DEFAULT_RULE  # noqa: F401
+
+# DEFAULT_RULE was chosen by measurement (docs/enas-release.md, "BN statistics at evaluation"): on one
+# trained ENAS child, batch statistics land within about a point of each architecture's own
 # recalibrated statistics at no extra cost, where running statistics were up to 7.7 points low.
-DEFAULT_RULE = "batch"
 
 
 def _norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -5,32 +5,25 @@ normalisation run there in batch, so no DataLoader workers sit in the hot loop.
 """
 from __future__ import annotations
 
-import os
-import pickle
+import sys
+import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 
-TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_FILES = ("test_batch",)
-FOLDER = "cifar-10-batches-py"
-
-
-class DataError(RuntimeError):
-    """Missing, unreadable or malformed data files."""
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the data lives and which part of it a run uses."""
-
-    data_dir: str | None = None  # root holding cifar-10-batches-py/; None: $NASIB_DATA, else ./data
-    download: bool = False  # fetch with torchvision when missing (needs internet)
-    valid_size: int = 5000  # the last N training images are held out for validation (ENAS: 5000)
-    train_size: int | None = None  # use only the first N of the remaining training images (None: all)
-    test_size: int | None = None  # use only the first N test images (None: all 10,000)
+# The torch-free part (configs, files, which data a folder holds) lives in nascore/datafiles.py, so
+# the command line can name the data before torch loads; its names stay importable from here.
+from nascore.datafiles import (  # noqa: F401 (re-exported)
+    FOLDER,
+    TEST_FILES,
+    TRAIN_FILES,
+    DataConfig,
+    DataError,
+    data_source,
+    load_raw,
+    resolve_root,
+)
+from nascore.names import SYNTHETIC_DATA
 
 
 @dataclass
@@ -57,60 +50,15 @@ class Splits:
     test: Split  # the official test set
     mean: tuple[float, float, float]  # per-channel mean of the train split, 0-255 scale
     std: tuple[float, float, float]  # per-channel std of the train split, 0-255 scale
-    source: str  # where the images came from (for provenance)
-
-
-def resolve_root(data_dir: str | None) -> Path:
-    """The data root: the argument, else $NASIB_DATA, else ./data."""
-    return Path(data_dir or os.environ.get("NASIB_DATA") or "data")
-
-
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch file, validated; errors name the file."""
-    try:
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-        data = np.asarray(d[b"data"] if b"data" in d else d["data"])
-        labels = np.asarray(d[b"labels"] if b"labels" in d else d["labels"], dtype=np.int64)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DataError(f"{path}: not a readable CIFAR-10 batch ({type(e).__name__}: {e}); "
-                        f"re-create it or fetch again with --download") from None
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{path}: expected uint8 data of shape [N, 3072], got {data.dtype} {data.shape}")
-    if len(labels) != len(data):
-        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{path}: labels outside 0..9 (min {labels.min()}, max {labels.max()})")
-    return data.reshape(-1, 3, 32, 32), labels
-
-
-def _download(root: Path) -> None:
-    """Fetch the official archive with torchvision (only when the user allows it)."""
-    import torchvision
-
-    torchvision.datasets.CIFAR10(str(root), train=True, download=True)
-
-
-def load_raw(root: Path, download: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Train and test arrays from `root`/cifar-10-batches-py, validated."""
-    folder = root / FOLDER
-    missing = [f for f in TRAIN_FILES + TEST_FILES if not (folder / f).is_file()]
-    if missing and download:
-        _download(root)
-        missing = [f for f in TRAIN_FILES + TEST_FILES if not (folder / f).is_file()]
-    if missing:
-        raise DataError(
-            f"CIFAR-10 not found at {folder} (missing {', '.join(missing)}); pass --data-dir DIR or set "
-            f"NASIB_DATA to the folder holding {FOLDER}/, or add --download to fetch it")
-    tr = [_read_batch(folder / f) for f in TRAIN_FILES]
-    te = _read_batch(folder / TEST_FILES[0])
-    return (np.concatenate([t[0] for t in tr]), np.concatenate([t[1] for t in tr]), te[0], te[1])
+    source: str  # which data: cifar10-official, cifar10-jpeg-q75 sha256:..., synthetic (datafiles.data_source)
 
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Load CIFAR-10 and split it: train = first N-valid_size, valid = last valid_size, test."""
-    root = resolve_root(cfg.data_dir)
+    root, t0 = resolve_root(cfg.data_dir), time.perf_counter()
+    print(f"loading data from {root / FOLDER} ...", file=sys.stderr, flush=True)
     xtr, ytr, xte, yte = load_raw(root, cfg.download)
+    source = data_source(root) or "?"
     if not 0 < cfg.valid_size < len(ytr):
         raise DataError(f"valid_size must be in 1..{len(ytr) - 1}, got {cfg.valid_size}")
     cut = len(ytr) - cfg.valid_size
@@ -124,7 +72,10 @@ def load_splits(cfg: DataConfig) -> Splits:
     flat = train.x.float().permute(1, 0, 2, 3).reshape(3, -1)
     mean = tuple(float(v) for v in flat.mean(1))
     std = tuple(float(v) for v in flat.std(1))
-    return Splits(train, valid, test, mean, std, str(root.resolve() / FOLDER))
+    warn = " (synthetic stand-in, not CIFAR-10)" if source == SYNTHETIC_DATA else ""
+    print(f"data: {source}{warn}: {ntr} train, {len(valid)} held-out, {nte} test images "
+          f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+    return Splits(train, valid, test, mean, std, source)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,31 @@ accuracies run a few points below the lossless set (docs/data.md).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import os
 import pickle
+import re
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from nascore.datafiles import FOLDER, data_source, write_marker
+
 TRAIN_FILES = tuple(f"data_batch_{b}" for b in range(1, 6))
+
+
+def pack_name(pack: Path, limit: int | None = None) -> str:
+    """The exact data name of a copy decoded from `pack`: cifar10-jpeg-q75 sha256:<digest> [limit N].
+
+    The quality comes from the pack's file name (`..._q75.npz`); the digest names the pack itself."""
+    digest = hashlib.sha256(Path(pack).read_bytes()).hexdigest()
+    quality = re.search(r"q(\d+)", Path(pack).stem)
+    kind = f"cifar10-jpeg-q{quality.group(1)}" if quality else "cifar10-jpeg"
+    return f"{kind} sha256:{digest}" + (f" limit {limit}" if limit is not None else "")
 
 
 def decode(blob: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -43,7 +60,7 @@ def write_layout(pack: Path, out_dir: Path, limit: int | None = None) -> Path:
     """Decode `pack` into OUT_DIR/cifar-10-batches-py/ (rows shuffled with a fixed seed); returns that folder."""
     z = np.load(pack)
     rng = np.random.default_rng(0)  # a fixed shuffle: every machine writes the same files
-    root = Path(out_dir) / "cifar-10-batches-py"
+    root = Path(out_dir) / FOLDER
     root.mkdir(parents=True, exist_ok=True)
     for split, names in (("train", TRAIN_FILES), ("test", ("test_batch",))):
         labels = z[f"{split}_labels"]
@@ -56,7 +73,29 @@ def write_layout(pack: Path, out_dir: Path, limit: int | None = None) -> Path:
     meta = {b"label_names": [c.encode() for c in z["classes"].tolist()], b"num_cases_per_batch": 10000,
             b"num_vis": 3072}
     (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    write_marker(root, pack_name(pack, limit))
     return root
+
+
+def replace_layout(pack: Path, out_dir: Path, limit: int | None = None) -> str:
+    """Decode `pack` beside OUT_DIR/cifar-10-batches-py, then swap it in whole; returns the data name.
+
+    Whatever was there (a synthetic stand-in, a half-written copy) is replaced only once the new
+    copy is complete, so a failed decode leaves the old folder as it was."""
+    if not Path(pack).is_file():
+        raise FileNotFoundError(f"no JPEG pack at {pack}")
+    out_dir = Path(out_dir)
+    staging = out_dir / f".{FOLDER}.tmp{os.getpid()}"
+    try:
+        folder = write_layout(pack, staging, limit)
+        if (out_dir / FOLDER).exists():
+            shutil.rmtree(out_dir / FOLDER)
+        os.replace(folder, out_dir / FOLDER)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    name = data_source(out_dir)
+    print(f"decoded {pack} into {out_dir / FOLDER}: {name}", file=sys.stderr)
+    return name
 
 
 def main() -> None:
@@ -68,7 +107,8 @@ def main() -> None:
     args = ap.parse_args()
     if not args.pack.is_file():
         raise SystemExit(f"Error: no JPEG pack at {args.pack}")
-    print(write_layout(args.pack, args.out_dir, args.limit))
+    replace_layout(args.pack, args.out_dir, args.limit)
+    print(args.out_dir / FOLDER)
 
 
 if __name__ == "__main__":

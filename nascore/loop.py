@@ -154,10 +154,13 @@ def check_same_data(trial: Trial, old: dict, meta: dict) -> None:
 
 
 class Progress:
-    """A tqdm bar on a terminal (epoch / planned, budget left, valid accuracy); plain lines otherwise."""
+    """A tqdm bar on a terminal (epoch / planned, budget left, valid accuracy); plain lines otherwise;
+    TensorBoard scalars under <trial>/tb/ when asked for (nascore/tensorboard.py)."""
 
-    def __init__(self, start: int, planned: int):
-        self.bar = None
+    def __init__(self, start: int, planned: int, trial_dir: Path | None = None):
+        from nascore.tensorboard import open_scalars
+
+        self.bar, self.scalars = None, open_scalars(trial_dir)
         if sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -165,6 +168,8 @@ class Progress:
 
     def update(self, rec: dict, planned: int) -> None:
         """Show one finished epoch; the total follows the (re-)planned epoch count."""
+        if self.scalars is not None:
+            self.scalars.add(rec)
         if self.bar is None:
             _say(_line(rec, planned))
             return
@@ -175,9 +180,11 @@ class Progress:
         self.bar.update(1)
 
     def close(self) -> None:
-        """Finish the bar, if any."""
+        """Finish the bar and the event file, if any."""
         if self.bar is not None:
             self.bar.close()
+        if self.scalars is not None:
+            self.scalars.close()
 
 
 def _resume(trial: Trial, searcher: Searcher, meta: dict) -> tuple[int, float]:
@@ -238,7 +245,7 @@ def _note_moved_data(trial: Trial, old: dict, meta: dict, start: int) -> None:
 def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> tuple[float, int]:
     """Run epochs until the searcher is done; returns (checkpoint seconds waited for, epochs in all)."""
     t_run, ckpt_s, epoch = time.perf_counter(), 0.0, start
-    progress, writer = Progress(start, searcher.planned_epochs()), CheckpointWriter(trial)
+    progress, writer = Progress(start, searcher.planned_epochs(), trial.path), CheckpointWriter(trial)
     try:
         while not searcher.done(epoch):
             ckpt_s += _one_epoch(trial, searcher, writer, epoch, wall0, t_run, progress)

@@ -13,6 +13,11 @@ OPTIONAL_SCALES = ("ci", "medium")  # scales only some configs define (ci: one G
 EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config may define (the runner's --scale choices)
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
+NASIB_SPACES = tuple(s for s in SPACES if s not in ENAS_SPACES)  # the spaces NASIB and its baselines search
+# Which BN statistics an evaluation of a shared-weight network uses (nascore/bn.py applies them);
+# here so the command line can offer them before torch loads.
+BN_RULES = ("running", "batch", "recalibrate")
+DEFAULT_BN_RULE = "batch"
 # ENAS search-time branch behaviour: the sampled op runs, or the release's one op in every layer.
 ENAS_BRANCH_MODES = ("intended", "as-released")
 STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer
@@ -34,16 +39,23 @@ class RecordError(RuntimeError):
 # md5 of the official CIFAR-10 python test_batch (torchvision checks the same digest); any other
 # file in the standard layout is a copy, such as the JPEG-decoded one this kit ships for offline use.
 OFFICIAL_TEST_MD5 = "40351d587109b95175f43aff81a1287e"
+SYNTHETIC_DATA = "synthetic"  # the data name of the class-coloured stand-in (nascore/synthetic.py): never CIFAR-10
+# Exact data names (nascore/datafiles.py data_source) start with one of these; older records hold a
+# folder path in data_source and one of DATA_COPIES in data_copy instead.
+DATA_NAME_PREFIXES = ("cifar10-official", "cifar10-jpeg", "cifar10-copy md5:")
 DATA_COPIES = ("official CIFAR-10", "CIFAR-10 copy (not the official files: the JPEG copy or synthetic)")
 
 
 def data_copy(source: str | None) -> str | None:
-    """Which CIFAR-10 a data folder holds (one of DATA_COPIES), or None when it cannot be read."""
+    """Which data a record's data_source names: an exact data name as it is; an old record's folder
+    checked on disk (one of DATA_COPIES); None when it cannot be told."""
     import hashlib
     from pathlib import Path
 
     if not source:
         return None
+    if source == SYNTHETIC_DATA or source.startswith(DATA_NAME_PREFIXES):
+        return source
     folder = Path(source)
     test = folder / "test_batch"
     if not test.exists():

@@ -1,9 +1,11 @@
 """A small learnable stand-in for CIFAR-10, written in the standard layout (tests, demo, CI).
 
 Each class gets a colour; images are that colour plus noise, so a network learns it in
-a few steps. Never mistake it for the real data: `Splits.source` names the folder.
+a few steps. It is never mistaken for the real data: a marker names it `synthetic` (every
+record and every command's first line say so), and the command line writes it to
+OUT_DIR/synthetic-cifar10/, apart from where real CIFAR-10 is looked for.
 
-    python -m nascore.synthetic OUT_DIR [--train 600] [--test 200]
+    python -m nascore.synthetic OUT_DIR [--train 600] [--test 200]   # -> OUT_DIR/synthetic-cifar10
 """
 from __future__ import annotations
 
@@ -13,11 +15,20 @@ from pathlib import Path
 import click
 import numpy as np
 
+from nascore.datafiles import FOLDER, SYNTHETIC_ROOT, DataError, data_source, write_marker
+from nascore.names import SYNTHETIC_DATA
+
 
 def write_fake_cifar(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
-    """Write `root`/cifar-10-batches-py with class-coloured noisy images; returns `root`."""
+    """Write `root`/cifar-10-batches-py with class-coloured noisy images and its marker; returns `root`.
+
+    Refuses a folder holding real CIFAR-10 (official or a copy): the stand-in never overwrites it."""
+    present = data_source(Path(root))
+    if present not in (None, SYNTHETIC_DATA):
+        raise DataError(f"{Path(root) / FOLDER} holds real CIFAR-10 ({present}); the synthetic stand-in "
+                        f"is not written over it")
     rng = np.random.default_rng(seed)
-    folder = Path(root) / "cifar-10-batches-py"
+    folder = Path(root) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     base = rng.integers(0, 255, (10, 3, 1, 1))
 
@@ -35,6 +46,7 @@ def write_fake_cifar(root: Path, n_train: int = 600, n_test: int = 200, seed: in
         pickle.dump({b"data": xt, b"labels": yt}, f)
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [b"class%d" % i for i in range(10)]}, f)
+    write_marker(folder, SYNTHETIC_DATA)
     return Path(root)
 
 
@@ -43,9 +55,13 @@ def write_fake_cifar(root: Path, n_train: int = 600, n_test: int = 200, seed: in
 @click.option("--train", "n_train", type=click.IntRange(min=10), default=600, show_default=True)
 @click.option("--test", "n_test", type=click.IntRange(min=10), default=200, show_default=True)
 def main(out_dir: Path, n_train: int, n_test: int) -> None:
-    """Write a synthetic CIFAR-10 stand-in to OUT_DIR."""
-    write_fake_cifar(out_dir, n_train, n_test)
-    click.echo(f"synthetic CIFAR-10 stand-in written to {out_dir}/cifar-10-batches-py")
+    """Write a synthetic CIFAR-10 stand-in to OUT_DIR/synthetic-cifar10 (pass that as --data-dir)."""
+    root = out_dir / SYNTHETIC_ROOT
+    try:
+        write_fake_cifar(root, n_train, n_test)
+    except (DataError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"synthetic stand-in (not CIFAR-10) written to {root}/{FOLDER}; use --data-dir {root}")
 
 
 if __name__ == "__main__":

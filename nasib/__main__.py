@@ -3,16 +3,26 @@ from __future__ import annotations
 
 import click
 
-from nascore.cli import common_options, data_config, reports_errors, threads_option
-from nascore.data import DataConfig
-from nascore.loop import RunSpec
-from nascore.names import SCALE_HELP, VERSION
+from nascore.cli import (
+    CONTEXT,
+    begin,
+    common_options,
+    data_config,
+    device_option,
+    late_threads_option,
+    reports_errors,
+    seed_option,
+)
+from nascore.datafiles import DataConfig
+from nascore.names import BN_RULES, DEFAULT_BN_RULE, SCALE_HELP, VERSION
+from nascore.names import NASIB_SPACES as _SPACES
 from nascore.names import SCALES as _PRESETS
-from nascore.names import SPACES as _SPACES
 from nascore.names import STRATEGIES as _STRATEGIES
 
+# Nothing above imports torch: options are checked and the first line printed before it loads.
 
-@click.group()
+
+@click.group(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-nasib")
 def cli() -> None:
     """NASIB: budget-aware architecture search over superkernels."""
@@ -85,8 +95,8 @@ def _search_overrides(**options) -> dict:
               help="Adam beta1 or SGD momentum of the alphas. [default: 0]")
 @click.option("--alpha-steps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Alpha steps per weight step. [default: the strategy's rule, 1 for nasib and darts]")
-@click.option("--bn-eval", default=None,
-              help="BN statistics at evaluation: running, batch or recalibrate. [default: nascore.bn's]")
+@click.option("--bn-eval", type=click.Choice(BN_RULES), default=None,
+              help=f"BN statistics at evaluation. [default: {DEFAULT_BN_RULE}]")
 @click.option("--weights-recipe", type=click.Choice(["paper", "enas"]), default="paper", show_default=True,
               help="Supernet weights: the paper's SGD 0.9, cosine from 0.01; or ENAS's child (Nesterov, 0.05).")
 @common_options
@@ -95,11 +105,14 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
            strategy, alpha_optimizer, alpha_lr, alpha_momentum, alpha_steps, bn_eval, weights_recipe, out, seed,
            device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture within a wall-clock budget (or for a fixed number of epochs)."""
-    from nasib.search import search_trial
-
     if budget is not None and epochs is not None:
         raise click.UsageError("give either --budget or --epochs, not both")
+    begin("nasibkit-nasib search", {"method": strategy or "nasib", "space": space, "scale": preset, "budget": budget,
+                                    "epochs": epochs, "out": out}, device=device, scale=preset,
+          data_dir=data_dir, download=download)
+    from nascore.loop import RunSpec
     from nasib.presets import WEIGHT_RECIPES
+    from nasib.search import search_trial
 
     over = _search_overrides(budget=budget, epochs=epochs, priors=priors, lam=lam, k=k, m=m, K=sep_above,
                              layers=layers, channels=channels, batch_size=batch_size, strategy=strategy,
@@ -128,7 +141,7 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
 @click.option("--space", type=click.Choice(_SPACES), default="superkernel", show_default=True)
 @click.option("--scale", "--preset", "preset", type=click.Choice(_PRESETS), default="quick", show_default=True,
               help=SCALE_HELP)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@device_option()
 @click.option("--k", "k", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
 @click.option("--m", "m", type=click.IntRange(min=1), default=None)
 @click.option("--K", "sep_above", type=click.IntRange(min=1), default=None)
@@ -138,15 +151,18 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
 @click.option("--strategy", type=click.Choice(_STRATEGIES), default=None)
 @click.option("--train-size", type=click.IntRange(min=1), default=None, help="Training images an epoch uses.")
 @click.option("--valid-size", type=click.IntRange(min=1), default=None, help="Held-out images.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the whole plan as JSON.")
-@threads_option
+@late_threads_option
 @reports_errors
 def plan(budget, space, preset, device, k, m, sep_above, layers, channels, batch_size, strategy, train_size,
          valid_size, seed, as_json):
     """Measure an epoch on this machine and show the epochs, beta and p schedule a budget buys."""
     import json
 
+    # The first line goes to stderr: with --json, stdout is the plan alone.
+    begin("nasibkit-nasib plan", {"method": strategy or "nasib", "space": space, "scale": preset, "budget": budget},
+          device=device, scale=preset, data=False)
     from nasib.plan import plan as make_plan
 
     over = _search_overrides(k=k, m=m, K=sep_above, layers=layers, channels=channels, batch_size=batch_size,
@@ -154,6 +170,7 @@ def plan(budget, space, preset, device, k, m, sep_above, layers, channels, batch
     sizes = {key: val for key, val in {"train_size": train_size, "valid_size": valid_size}.items() if val}
     if sizes:
         over["data"] = sizes
+    click.echo("timing the weight, alpha and evaluation steps on this machine ...", err=True)
     result = make_plan(space, preset, budget, device, over, seed)
     if as_json:
         click.echo(json.dumps(result, indent=1))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 
-ACCEPTED = ("use a number with s, m, h or d, such as 90s, 45m, 2h, 1.5d, or plain seconds, or target epochs "
+ACCEPTED = ("use a number with s, m, h or d, such as 90s, 45m, 2h, 1.5d, 2h30m, or plain seconds, or target epochs "
             "such as 25ep (the time 25 epochs take on this machine)")
 MAX_EPOCHS = 100_000  # a plan never exceeds this, however fast an epoch is
 MAX_BUDGET_S = 366 * 86400.0  # a year: anything longer is a typo, refused rather than capped
@@ -20,6 +20,21 @@ _UNITS = {
 }
 # ASCII-only on purpose: with Unicode case folding 'ſ' would read as 's'.
 _BUDGET_RE = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))\s*([a-z]*)\s*", re.ASCII | re.IGNORECASE)
+
+
+# Compound forms, largest unit first: 2h30m, 1d12h, 1h 30m 15s (each unit at most once).
+_PART_RE = re.compile(r"\s*([0-9]+\.?[0-9]*)\s*([dhms])", re.ASCII | re.IGNORECASE)
+
+
+def _compound(text: str) -> float | None:
+    """Seconds of a compound budget such as 2h30m, or None when `text` is not one."""
+    if not isinstance(text, str) or _PART_RE.sub("", text).strip():
+        return None  # something besides number-unit pairs
+    parts = [(float(n), u.lower()) for n, u in _PART_RE.findall(text)]
+    units = [u for _, u in parts]
+    if len(parts) < 2 or units != sorted(set(units), key="dhms".index):
+        return None  # a single part is the plain form's; a unit twice or out of order is a typo
+    return sum(n * _UNITS[u] for n, u in parts)
 
 
 # "25ep": the budget is the time 25 epochs take here, measured by the timing run (the paper's Figure 5
@@ -46,9 +61,10 @@ def parse_budget(text: str) -> float:
     if target_epochs(text) is not None:
         raise BudgetError(f"budget {_shown(text)} is a target in epochs: its seconds are known only after "
                           f"the timing run")
-    if match is None or match.group(2).lower() not in _UNITS:
+    compound = _compound(text)
+    if compound is None and (match is None or match.group(2).lower() not in _UNITS):
         raise BudgetError(f"cannot read budget {_shown(str(text))}: {ACCEPTED}")
-    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    seconds = compound if compound is not None else float(match.group(1)) * _UNITS[match.group(2).lower()]
     if not math.isfinite(seconds):
         raise BudgetError(f"budget {_shown(text)} is too large to be finite: {ACCEPTED}")
     if seconds <= 0:

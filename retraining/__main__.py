@@ -5,13 +5,14 @@ from pathlib import Path
 
 import click
 
-from nascore.cli import common_options, data_config, reports_errors
-from nascore.data import DataConfig
-from nascore.loop import RunSpec
+from nascore.cli import CONTEXT, begin, common_options, data_config, reports_errors
+from nascore.datafiles import DataConfig
 from nascore.names import SCALE_HELP, SCALES, VERSION
 
+# Nothing above imports torch: options are checked and the first line printed before it loads.
 
-@click.command()
+
+@click.command(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-retrain")
 @click.argument("arch", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--scale", "--preset", "preset", type=click.Choice(SCALES), default="quick", show_default=True,
@@ -27,6 +28,9 @@ from nascore.names import SCALE_HELP, SCALES, VERSION
 def cli(arch, preset, epochs, batch_size, channels, recipe, out, seed, device, data_dir, download, deterministic,
             force, train_size, valid_size, test_size):
     """Retrain ARCH (an arch.json) from scratch; reports test accuracy and parameters."""
+    begin("nasibkit-retrain", {"arch": arch, "scale": preset, "recipe": recipe, "epochs": epochs, "out": out},
+          device=device, scale=preset, data_dir=data_dir, download=download)
+    from nascore.loop import RunSpec
     from retraining.train import retrain_trial
 
     data = data_config(DataConfig(), data_dir, download, train_size, valid_size, test_size)

@@ -91,6 +91,7 @@ find_data() {
         DATA=$OUT/data
         say "no CIFAR-10 in NASIB_DATA='${root}': the dry run uses synthetic data in $DATA"
         "$PYTHON" -m nascore.synthetic "$DATA" --train 2000 --test 300
+        DATA=$DATA/synthetic-cifar10  # the stand-in's own root, apart from where real CIFAR-10 goes
         return
     fi
     echo "NASIB_DATA='${root}' holds no cifar-10-batches-py/data_batch_1 and no JPEG_PACK was given: the fig2/fig5 runs need CIFAR-10" >&2

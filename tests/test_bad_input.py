@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from analysis.__main__ import cli as analysis_cli
 from benchmarks.__main__ import main as bench_cli
+from enas_ext.__main__ import cli as enas_cli
 from experiments.__main__ import cli as experiments_cli
 from nasib.__main__ import cli as nasib_cli
 from retraining.__main__ import cli as retrain_cli
@@ -95,7 +96,64 @@ CASES = [
     ("search: threads in words", nasib_cli, ["plan", "--space", "narrow", "--budget", "90s", "--threads", "two"], 2,
      "--threads 'two'"),
     ("runner: empty seed", experiments_cli, ["run", "fig2", "--seeds", "0,,1", "--dry-run"], 2, "--seeds '0,,1'"),
+    # The same rule in every command, checked before torch or the data load: seeds, threads, devices, spaces.
+    ("enas: seed below zero", enas_cli, ["search", "--seed", "-1", "--out", "{tmp}/o"], 2, "'--seed': -1"),
+    ("nasib: seed below zero", nasib_cli, ["search", "--space", "narrow", "--seed", "-1", "--out", "{tmp}/o"], 2,
+     "'--seed': -1"),
+    ("plan: seed below zero", nasib_cli, ["plan", "--budget", "1h", "--seed", "-3"], 2, "'--seed': -3"),
+    ("retrain: seed below zero", retrain_cli, lambda t: [*_retrain(t), "--seed", "-1"], 2, "'--seed': -1"),
+    ("enas sample: seed below zero", enas_cli, ["sample", "{tmp}", "--seed", "-1"], 2, "'--seed': -1"),
+    ("threads above the cores", nasib_cli, ["search", "--space", "narrow", "--threads", "999", "--out", "{tmp}/o"],
+     2, "--threads '999': this process may use"),
+    ("enas: threads above the cores", enas_cli, ["search", "--threads", "999", "--out", "{tmp}/o"], 2,
+     "use at most"),
+    ("runner: threads above the cores", experiments_cli, ["run", "fig2", "--threads", "999", "--dry-run"], 2,
+     "use at most"),
+    ("nasib: an ENAS space", nasib_cli, ["search", "--space", "original", "--out", "{tmp}/o"], 2,
+     "'original' is not one of 'narrow', 'superkernel'"),
+    ("plan: an ENAS space", nasib_cli, ["plan", "--space", "extended", "--budget", "1h"], 2,
+     "'extended' is not one of"),
+    ("nasib: bn-eval free text", nasib_cli, ["search", "--space", "narrow", "--bn-eval", "mean", "--out",
+                                             "{tmp}/o"], 2, "'mean' is not one of 'running', 'batch'"),
+    ("search: device that cannot exist", nasib_cli, ["search", "--space", "narrow", "--device", "gpu", "--out",
+                                                     "{tmp}/o"], 2, "unknown device 'gpu'"),
+    ("budget with units out of order", nasib_cli, ["plan", "--budget", "30m2h"], 2, "cannot read budget '30m2h'"),
+    ("runner: unwritable results", experiments_cli, ["run", "fig2", "--scale", "smoke", "--device", "cpu",
+                                                     "--results", "{tmp}/denied"], 1,
+     "cannot write {tmp}/denied"),
+    ("claims: unwritable results", analysis_cli, ["claims", "{tmp}/denied"], 1, "cannot write"),
+    ("curves: unwritable results", analysis_cli, ["curves", "{tmp}/denied", "--figure", "fig2"], 1, "cannot write"),
 ]
+
+
+def _deny_writes_under(monkeypatch, root: Path) -> None:
+    """Writes and new folders under `root` fail as on a folder the user may not write (tests run as root)."""
+    import builtins
+    import os
+
+    real_open, real_mkdir, real_os_open = builtins.open, Path.mkdir, os.open
+
+    def deny(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    def fake_open(file, mode="r", *a, **k):
+        if str(file).startswith(str(root)) and any(c in mode for c in "wax+"):
+            deny(file)
+        return real_open(file, mode, *a, **k)
+
+    def fake_mkdir(self, *a, **k):
+        if str(self).startswith(str(root)) and not self.exists():
+            deny(self)
+        return real_mkdir(self, *a, **k)
+
+    def fake_os_open(path, flags, *a, **k):
+        if str(path).startswith(str(root)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            deny(path)
+        return real_os_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(Path, "mkdir", fake_mkdir)
+    monkeypatch.setattr(os, "open", fake_os_open)
 
 
 @pytest.mark.parametrize("name, command, args, status, text", CASES, ids=[c[0] for c in CASES])
@@ -103,10 +161,37 @@ def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, name, command, args,
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     before = sorted(p.name for p in RESULTS.iterdir())
     argv = args(tmp_path) if callable(args) else [a.replace("{tmp}", str(tmp_path)) for a in args]
+    text = text.replace("{tmp}", str(tmp_path))
+    if "unwritable" in name:  # analysis reads finished trials there; the runner finds none and must write
+        (tmp_path / "denied").mkdir()
+        if "runner" not in name:
+            shutil.copytree(RESULTS / "fig2", tmp_path / "denied" / "fig2")
+        _deny_writes_under(monkeypatch, tmp_path / "denied")
     res = CliRunner().invoke(command, argv)
     assert res.exit_code == status, res.output
     assert text in res.output
+    assert not (tmp_path / "o").exists()  # refused before any trial folder is opened
     assert "Traceback" not in res.output and not isinstance(res.exception, (TypeError, AttributeError))
     if status:
         assert sum(line.startswith("Error") for line in res.output.splitlines()) == 1
     assert sorted(p.name for p in RESULTS.iterdir()) == before  # the committed records are untouched
+
+
+def test_compound_budgets_are_read():
+    from nasib.budget_forms import parse_budget
+
+    assert parse_budget("2h30m") == 9000 and parse_budget("1d12h") == 129600 and parse_budget("1h 30m 15s") == 5415
+
+
+@pytest.mark.parametrize("command, args", [(enas_cli, ["search"]), (nasib_cli, ["search"]), (nasib_cli, ["plan"]),
+                                           (retrain_cli, []), (enas_cli, []), (experiments_cli, ["run"]),
+                                           (analysis_cli, ["claims"])])
+def test_dash_h_is_help(command, args):
+    res = CliRunner().invoke(command, [*args, "-h"])
+    assert res.exit_code == 0 and "Usage:" in res.output and "Show this message" in res.output
+
+
+def test_help_shows_values_not_code_names():
+    for command in (enas_cli, nasib_cli):
+        text = CliRunner().invoke(command, ["search", "--help"], terminal_width=200).output
+        assert "nascore." not in text and "[default: batch]" in text  # the BN rule a search uses

@@ -77,7 +77,7 @@ def test_parse_budget_good(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "", "  ", "2 horus", "h", "1.5.2h", "2h30m", "1e3", "nan", "inf", "-5m", "0", "0.0s", "abc",
+    "", "  ", "2 horus", "h", "1.5.2h", "30m2h", "2h2h", "1e3", "nan", "inf", "-5m", "0", "0.0s", "abc",
     "2 h x", "9" * 400, "1_000", "٣h", "90ſ", "1,5h", "\n",
 ])
 def test_parse_budget_bad(text: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 from nascore.data import AugmentConfig, DataConfig, DataError, DeviceLoader, cutout, load_splits, random_crop
 
@@ -76,3 +77,87 @@ def test_loader_batches_and_normalises(tiny_data):
     assert sum(len(y) for _, y in ev) == 200
     with pytest.raises(ValueError, match="batch size"):
         DeviceLoader(s.test, 0, "cpu", s.mean, s.std)
+
+
+# --- provenance: which data a folder holds, named exactly -------------------------------------
+
+def test_synthetic_stand_in_is_named_synthetic_in_its_own_folder(tmp_path):
+    from nascore.datafiles import data_source
+    from nascore.synthetic import main
+
+    res = CliRunner().invoke(main, [str(tmp_path), "--train", "50", "--test", "20"])
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "cifar-10-batches-py").exists()  # not where real CIFAR-10 is looked for
+    assert data_source(tmp_path / "synthetic-cifar10") == "synthetic"
+    s = load_splits(DataConfig(data_dir=str(tmp_path / "synthetic-cifar10"), valid_size=10))
+    assert s.source == "synthetic"
+
+
+def test_stand_in_written_before_markers_is_still_synthetic(tiny_data, tmp_path):
+    import shutil
+
+    from nascore.datafiles import data_source
+
+    shutil.copytree(tiny_data, tmp_path / "old")
+    (tmp_path / "old" / "cifar-10-batches-py" / "DATA_SOURCE").unlink()  # what an old make demo left
+    assert data_source(tmp_path / "old") == "synthetic"  # its class0..class9 labels give it away
+
+
+def test_official_and_unknown_copies_are_told_apart(tiny_data, tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    from nascore import datafiles
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_data, root)
+    folder = root / "cifar-10-batches-py"
+    (folder / "DATA_SOURCE").unlink()
+    (folder / "batches.meta").unlink()
+    digest = hashlib.md5((folder / "test_batch").read_bytes()).hexdigest()
+    assert datafiles.data_source(root) == f"cifar10-copy md5:{digest}"
+    monkeypatch.setattr(datafiles, "OFFICIAL_TEST_MD5", digest)
+    assert datafiles.data_source(root) == "cifar10-official"
+    assert load_splits(DataConfig(data_dir=str(root), valid_size=100)).source == "cifar10-official"
+
+
+def test_stand_in_is_never_written_over_real_data(tiny_data, tmp_path):
+    import shutil
+
+    from nascore.synthetic import write_fake_cifar
+
+    root = tmp_path / "real"
+    shutil.copytree(tiny_data, root)
+    (root / "cifar-10-batches-py" / "DATA_SOURCE").write_text("cifar10-official\n")
+    before = (root / "cifar-10-batches-py" / "test_batch").read_bytes()
+    with pytest.raises(DataError, match="real CIFAR-10"):
+        write_fake_cifar(root)
+    assert (root / "cifar-10-batches-py" / "test_batch").read_bytes() == before
+
+
+def test_records_carry_the_exact_data_name():
+    from nascore.names import data_copy
+
+    name = "cifar10-jpeg-q75 sha256:" + "ab" * 32
+    assert data_copy(name) == name and data_copy("synthetic") == "synthetic"
+    assert data_copy("cifar10-official") == "cifar10-official"
+    assert data_copy("/nowhere/cifar-10-batches-py") is None  # an old record's folder that is gone
+
+
+def test_no_download_is_one_line_and_names_the_fallback(tmp_path, monkeypatch, capsys):
+    import urllib.error
+
+    import torchvision
+
+    from nascore import fetch
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    assert fetch.main(["get", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: cannot download CIFAR-10")
+    assert "JPEG_PACK" in err[0] and "make demo" in err[0]
+    with pytest.raises(DataError, match="cannot download"):
+        load_splits(DataConfig(data_dir=str(tmp_path / "e"), download=True))

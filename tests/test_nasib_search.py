@@ -222,7 +222,7 @@ def test_cli_plan_prints_epochs_beta_and_schedule():
     assert res.exit_code == 0, res.output
     assert "n = " in res.output and "beta = " in res.output and "p schedule: 1.000" in res.output
     as_json = CliRunner().invoke(cli, args + ["--json"])
-    plan = json.loads(as_json.output)
+    plan = json.loads(as_json.stdout)  # stdout is the plan alone; progress lines go to stderr
     assert plan["n"] >= 1 and plan["schedule"][0] == 1.0 and plan["schedule"][-1] == pytest.approx(0.1)
 
 

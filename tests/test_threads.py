@@ -23,10 +23,11 @@ def test_default_is_the_cores_not_busy(monkeypatch, cores, load, expected):
     assert runtime.default_threads() == expected
 
 
-def test_parse_threads():
+def test_parse_threads(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
     assert runtime.parse_threads("auto") is None and runtime.parse_threads(None) is None
-    assert runtime.parse_threads("3") == 3
-    for bad in ("0", "-1", "two", "1.5"):
+    assert runtime.parse_threads("3") == 3 and runtime.parse_threads("4") == 4
+    for bad in ("0", "-1", "two", "1.5", "5"):  # 5: more threads than the 4 cores only slow torch down
         with pytest.raises(ValueError, match="--threads"):
             runtime.parse_threads(bad)
 
