@@ -117,10 +117,14 @@ def cli() -> None:
               "Default: 1 when Ray sees GPUs, else 0.")
 @click.option("--cpus-per-trial", type=float, default=None, help="ray: CPUs each trial reserves (default 1).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded trial table and run nothing.")
-@click.option("--threads", default="auto", show_default=True, help=checks.THREADS_HELP)
+@click.option("--threads", default="auto", show_default=True, help=checks.THREADS_HELP + " With --jobs N: "
+              "each trial's threads (auto: the cores split between the N).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="local: trials run at once, each in its own process (GPUs dealt round-robin, "
+              "retrains after their searches); 1 runs them one by one in this process.")
 @one_line_errors
 def run_cmd(names, scale, seeds, results, device, data_dir, download, deterministic, force, launcher,
-            address, gpus_per_trial, cpus_per_trial, dry_run, threads) -> None:
+            address, gpus_per_trial, cpus_per_trial, dry_run, threads, jobs) -> None:
     """Run the trials of experiment NAMES (e.g. fig2), skipping finished ones; a config path also works."""
     seed_list = parse_seeds(seeds) if seeds else None
     per_experiment = expand_all(names, scale, results, seed_list)
@@ -137,15 +141,17 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
         return
     if conflicts:
         raise ValueError(checks.conflict_error(conflicts))
+    runner = get_launcher(launcher, jobs=jobs, threads=threads, device=device, address=address,
+                          gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
     if launcher == "local":
         checks.check_device(device)  # a remote launcher's workers check their own devices
-        click.echo(f"torch threads: {checks.apply_threads(threads)}", err=True)
-    runner = get_launcher(launcher, address=address, gpus_per_trial=gpus_per_trial,
-                          cpus_per_trial=cpus_per_trial)
+        if jobs == 1:  # the pool's workers set their own threads and say so
+            click.echo(f"torch threads: {checks.apply_threads(threads)}", err=True)
     write_manifests(per_experiment, results, scale)  # after every check: a refused run writes nothing
     ctx = RunContext(device=device, data_dir=data_dir, download=download, deterministic=deterministic,
                      force=force)
-    outcomes = runner.run(plans, lambda plan: run_one(plan, ctx, launchers.METHODS))
+    # A partial of module-level names, so the pool can hand it to its worker processes.
+    outcomes = runner.run(plans, functools.partial(run_one, ctx=ctx, methods=launchers.METHODS))
     click.echo(summary_table(outcomes))
     failed = [o.plan.key for o in outcomes if o.failed]
     if failed:
