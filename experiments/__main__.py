@@ -1,7 +1,8 @@
 """`python -m experiments run|list`: run a figure's or table's trials, or list what can be run.
 
     python -m experiments list
-    python -m experiments run fig2 --scale quick --seeds 0,1,2 --results results --device auto
+    python -m experiments run fig2 --scale quick --seeds 0,1,2 --device auto   # into runs/quick/
+    python -m experiments run fig2 --scale smoke --jobs 2                      # two trials at once
     python -m experiments run table1 --scale smoke --dry-run
 
 Expected problems (unknown experiment or scale, a bad config) are one line on stderr and
@@ -39,6 +40,8 @@ from experiments.runner import (
 )
 from nascore.config import ConfigError
 from nascore.names import EXPERIMENT_SCALES, SCALE_HELP, VERSION
+
+RUNS = "runs"  # the default results root's parent: runs/<scale>/, git-ignored, apart from the shipped results/
 
 
 def one_line_errors(fn):
@@ -93,7 +96,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
 @click.group()
 @click.version_option(VERSION, prog_name="nasibkit-experiments")
 def cli() -> None:
-    """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under results/."""
+    """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under runs/<scale>/."""
 
 
 @cli.command("run")
@@ -101,8 +104,9 @@ def cli() -> None:
 @click.option("--scale", "--preset", "scale", type=click.Choice(EXPERIMENT_SCALES), default="quick", show_default=True,
               help=SCALE_HELP)
 @click.option("--seeds", default=None, help="Comma-separated seeds, e.g. 0,1,2 (default: the config's).")
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Results root; trials go to RESULTS/<experiment>/<trial-id>/.")
+@click.option("--results", type=click.Path(path_type=Path), default=None,
+              help="Results root; trials go to RESULTS/<experiment>/<trial-id>/. Default: runs/<scale> "
+              "(git-ignored), never the shipped records in results/reference/.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-dir", default=None, help="Folder holding cifar-10-batches-py/ (default: $NASIB_DATA, "
               "else ./data).")
@@ -126,6 +130,7 @@ def cli() -> None:
 def run_cmd(names, scale, seeds, results, device, data_dir, download, deterministic, force, launcher,
             address, gpus_per_trial, cpus_per_trial, dry_run, threads, jobs) -> None:
     """Run the trials of experiment NAMES (e.g. fig2), skipping finished ones; a config path also works."""
+    results = Path(RUNS) / scale if results is None else results
     seed_list = parse_seeds(seeds) if seeds else None
     per_experiment = expand_all(names, scale, results, seed_list)
     plans = merge(per_experiment)
