@@ -162,6 +162,10 @@ class _Workers:
             self.pools[k] = self._pool(self.slots[k])
             self.pids[k] = self.pools[k].submit(os.getpid).result()
             return Outcome(plan, FAILED, f"its worker process died (slot {k}); run the same command to resume it")
+        except Exception as e:  # e.g. a result that cannot travel back: this trial's failure, not the run's
+            if is_interrupt(e):
+                raise
+            return Outcome(plan, FAILED, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
 
     def interrupt(self, running: list[Future]) -> None:
         """One SIGINT to each running trial's worker, then wait for them to keep their checkpoints."""
