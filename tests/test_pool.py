@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import functools
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -105,6 +106,25 @@ def test_a_retrain_waits_for_its_search(tmp_path, tiny_data):
     assert [o.status for o in outcomes] == [OK, OK], [o.detail for o in outcomes]
     search_end = (plans[0].folder / "result.json").stat().st_mtime
     assert Trial(plans[1].folder).read_epochs() and (plans[1].folder / "config.json").stat().st_mtime >= search_end
+
+
+def _toy(plan, ctx):
+    """A method without torch (workers import it from this module): seed 1's worker dies mid-trial."""
+    if plan.seed == 1:
+        os._exit(3)
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": plan.preset}))
+    result = {"format": 1, "status": "ok", "epochs": 1}
+    (plan.folder / "result.json").write_text(json.dumps(result))
+    return result
+
+
+def test_a_worker_that_dies_fails_its_trial_only(tmp_path):
+    plans = [p for p in plans_of(tmp_path, tmp_path / "r", seeds=(0, 1, 2, 3)) if p.trial_id.startswith("enas")]
+    fn = functools.partial(run_one, ctx=RunContext(device="cpu"), methods={"enas": _toy})
+    outcomes = PoolLauncher(2, "1", "cpu").run(plans, fn)
+    assert [o.status for o in outcomes] == [OK, FAILED, OK, OK]
+    assert "worker process died" in outcomes[1].detail
 
 
 def test_ctrl_c_stops_every_trial_at_its_checkpoint(tmp_path, tiny_data):
