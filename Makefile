@@ -1,5 +1,5 @@
 # One target per job. Every target creates .venv and installs the kit first if needed.
-# Variables: SCALE (smoke|quick|paper), SEEDS (e.g. 0,1,2), DEVICE (auto|cpu|cuda), RESULTS, DATA.
+# Variables: SCALE (smoke|quick|paper), SEEDS (e.g. 0,1,2), DEVICE (auto|cpu|cuda), RUNS, JOBS, RESULTS, DATA.
 PY        ?= python3
 VENV      ?= .venv
 PYTHON    ?= $(VENV)/bin/python
@@ -13,7 +13,9 @@ EXTRAS    ?= dev,ray,tb
 SCALE     ?= quick
 SEEDS     ?=
 DEVICE    ?= auto
-RESULTS   ?= results
+RESULTS   ?= results# the shipped tree: reference records (results/reference/<scale>) and bench figures
+RUNS      ?= runs# where experiment targets write and read: RUNS/<scale>/ (git-ignored); never the shipped records
+JOBS      ?= 1# trials at once on this machine, each its own process (experiments run --jobs)
 DATA      ?= $(if $(NASIB_DATA),$(NASIB_DATA),data)
 JPEG_PACK ?=# a CIFAR-10 JPEG pack (.npz) to build DATA from without internet (docs/data.md)
 INSTALL   ?= install# set INSTALL= to use an existing environment (with PYTHON=...)
@@ -22,8 +24,10 @@ INSTALL   ?= install# set INSTALL= to use an existing environment (with PYTHON=.
 THREADS   ?= auto
 SEEDS_ARG := $(if $(SEEDS),--seeds $(SEEDS),)
 RUN       := $(PYTHON) -m experiments run
-CLAIMS    = $(PYTHON) -m analysis.claims $(RESULTS)  # figures/claims.md: every paper claim's verdict
-RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(RESULTS) --data-dir $(DATA) --threads $(THREADS)
+OUT       = $(RUNS)/$(SCALE)
+CLAIMS    = $(PYTHON) -m analysis.claims $(OUT)  # figures/claims.md: every paper claim's verdict
+RUN_ARGS  = --scale $(SCALE) $(SEEDS_ARG) --device $(DEVICE) --results $(OUT) --data-dir $(DATA) --threads $(THREADS) \
+            --jobs $(JOBS)
 
 .PHONY: install test test-fast demo data fig2 fig3 fig4 fig5 table1 budget-sweep all bench planted ci-gpu ci-gpu-cuda lint clean
 
@@ -60,27 +64,27 @@ demo: $(INSTALL)  ## a small real search of each method, its records and a plot,
 
 fig2: $(INSTALL)
 	$(RUN) fig2 $(RUN_ARGS)
-	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig2
+	$(PYTHON) -m analysis.curves $(OUT) --figure fig2
 	$(CLAIMS)
 
 fig3: $(INSTALL)
 	$(RUN) fig3 $(RUN_ARGS)
-	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig3
+	$(PYTHON) -m analysis.curves $(OUT) --figure fig3
 	$(CLAIMS)
 
 fig4: $(INSTALL)
 	$(RUN) fig4 $(RUN_ARGS)
-	$(PYTHON) -m analysis.kernel_freq $(RESULTS)
+	$(PYTHON) -m analysis.kernel_freq $(OUT)
 	$(CLAIMS)
 
 fig5 budget-sweep: $(INSTALL)
 	$(RUN) fig5 $(RUN_ARGS)
-	$(PYTHON) -m analysis.curves $(RESULTS) --figure fig5
+	$(PYTHON) -m analysis.curves $(OUT) --figure fig5
 	$(CLAIMS)
 
 table1: $(INSTALL)
 	$(RUN) table1 $(RUN_ARGS)
-	$(PYTHON) -m analysis.table1 $(RESULTS)
+	$(PYTHON) -m analysis.table1 $(OUT)
 	$(CLAIMS)
 
 all: fig2 fig3 fig4 fig5 table1

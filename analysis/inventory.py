@@ -3,7 +3,8 @@
 Writes RESULTS/inventory.md (and .csv): one row per finished trial with its experiment,
 method, space, budget, seed, preset, status, epochs, search time, device, data folder,
 start date, commit and dirty flag. Every figure in RESULTS was drawn from trials listed
-here, so this is the provenance table `results/README.md` points at.
+here (with any trial no manifest names, which no figure reads), so this is the provenance table
+`results/README.md` points at.
 """
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ def _row(trial: Trial) -> dict:
 
 
 def inventory(results: Path) -> pd.DataFrame:
-    """The inventory table of every finished trial under `results`."""
+    """The inventory table of every finished trial under `results` (those no manifest names too)."""
     trials = load_trials(results)
-    rows = [_row(t) for t in trials.ok + trials.excluded]
+    rows = [_row(t) for t in trials.ok + trials.excluded + trials.strays]
     return pd.DataFrame(rows).sort_values("trial").reset_index(drop=True)
 
 

@@ -23,7 +23,8 @@ EXPERIMENT_HELP = (
     "Experiment whose trials to read: the folders listed in RESULTS/<name>/trials.json (shared trials "
     "owned by another experiment included), or, with no such manifest, trials whose config.json names "
     "<name>. Default: {default}, when its manifest exists or any trial names it; otherwise every trial. "
-    f"'{EVERY}': every trial under RESULTS."
+    "Under a RESULTS with manifests, a trial none of them names (a demo, a hand-run search) is never read, "
+    f"except by '{EVERY}': every trial under RESULTS."
 )
 
 
@@ -80,6 +81,9 @@ class TrialSet:
     excluded: list[Trial] = field(default_factory=list)  # diverged/interrupted: reported, never averaged
     unfinished: list[Path] = field(default_factory=list)  # folders with config.json but no result.json
     selection: str = "every trial"  # how these trials were chosen, for messages
+    # Finished trials under a root with manifests that no manifest names (a demo, a hand-run search):
+    # left out of every figure and the scorecard; only --experiment all reads them.
+    strays: list[Trial] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line saying what was selected, loaded, excluded and skipped."""
@@ -89,6 +93,8 @@ class TrialSet:
             if names:
                 parts.append(f"{len(names)} {status} (not averaged: {', '.join(names)})")
         parts.append(f"skipped {len(self.unfinished)} unfinished (no result.json)")
+        if self.strays:
+            parts.append(f"left out {len(self.strays)} no manifest names: {', '.join(t.key for t in self.strays)}")
         no_log = [t.key for t in self.ok if not (t.path / EPOCHS).exists()]
         if no_log:  # counted, never silently left out of a curve
             parts.append(f"{len(no_log)} without {EPOCHS} (no curve): {', '.join(no_log)}")
@@ -180,7 +186,7 @@ def load_trial(folder: Path) -> Trial | None:
 
 
 def load_trials(root: Path | str) -> TrialSet:
-    """Every trial under root; raises NoTrialsError when none has finished."""
+    """Every trial under root that counts (see _counted; the rest are strays); NoTrialsError when none finished."""
     root = Path(root)
     ok, excluded, unfinished = [], [], []
     for folder in find_trial_dirs(root):
@@ -191,10 +197,27 @@ def load_trials(root: Path | str) -> TrialSet:
             ok.append(trial)
         else:
             excluded.append(trial)
+    counted = _counted(root)
+    strays = [t for t in ok + excluded if not counted(t.path, t.config.get("experiment"))]
+    ok, excluded = ([t for t in group if counted(t.path, t.config.get("experiment"))] for group in (ok, excluded))
+    unfinished = [p for p in unfinished if counted(p, p.parent.name)]
     if not ok and not excluded:
+        left = f"; {len(strays)} finished trial(s) no manifest names ({MANIFEST})" if strays else ""
         raise NoTrialsError(f"no finished trials (with result.json) under {root}; "
-                            f"{len(unfinished)} unfinished")
-    return TrialSet(root, ok, excluded, unfinished)
+                            f"{len(unfinished)} unfinished{left}")
+    return TrialSet(root, ok, excluded, unfinished, strays=strays)
+
+
+def _counted(root: Path) -> Callable[[Path, object], bool]:
+    """Whether a trial counts: a manifest <root>/*/trials.json names it, or its recorded experiment has none
+    here (older records); a standalone run (no experiment recorded) counts only where no manifest is."""
+    paths = sorted(Path(root).glob(f"*/{MANIFEST}"))
+    if not paths:
+        return lambda folder, experiment: True
+    listed = set().union(*(read_manifest(root, p.parent.name) or set() for p in paths))
+    named = {p.parent.name for p in paths}
+    return lambda folder, experiment: (folder.resolve() in listed
+                                       or (bool(experiment) and str(experiment) not in named))
 
 
 def read_manifest(root: Path, experiment: str) -> set[Path] | None:
@@ -226,7 +249,11 @@ def select_experiment(trials: TrialSet, experiment: str | None, default: str | N
     experiment None means `default`, which, unlike a name asked for, falls back to every trial when
     neither a manifest nor a trial names it (records written before manifests, or a hand-made folder)."""
     name = default if experiment is None else experiment
-    if name is None or name == EVERY:
+    if name == EVERY:  # strays included: the one way to read a trial no manifest names
+        return replace(trials, selection="every trial", strays=[],
+                       ok=trials.ok + [t for t in trials.strays if t.status == "ok"],
+                       excluded=trials.excluded + [t for t in trials.strays if t.status != "ok"])
+    if name is None:
         return replace(trials, selection="every trial")
     folders = read_manifest(trials.root, name)
     if folders is not None:

@@ -1,7 +1,8 @@
 """`python -m experiments run|list`: run a figure's or table's trials, or list what can be run.
 
     python -m experiments list
-    python -m experiments run fig2 --scale quick --seeds 0,1,2 --results results --device auto
+    python -m experiments run fig2 --scale quick --seeds 0,1,2 --device auto   # into runs/quick/
+    python -m experiments run fig2 --scale smoke --jobs 2                      # two trials at once
     python -m experiments run table1 --scale smoke --dry-run
 
 Expected problems (unknown experiment or scale, a bad config) are one line on stderr and
@@ -39,6 +40,8 @@ from experiments.runner import (
 )
 from nascore.config import ConfigError
 from nascore.names import EXPERIMENT_SCALES, SCALE_HELP, VERSION
+
+RUNS = "runs"  # the default results root's parent: runs/<scale>/, git-ignored, apart from the shipped results/
 
 
 def one_line_errors(fn):
@@ -96,7 +99,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(VERSION, prog_name="nasibkit-experiments")
 def cli() -> None:
-    """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under results/."""
+    """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under runs/<scale>/."""
 
 
 @cli.command("run")
@@ -104,8 +107,9 @@ def cli() -> None:
 @click.option("--scale", "--preset", "scale", type=click.Choice(EXPERIMENT_SCALES), default="quick", show_default=True,
               help=SCALE_HELP)
 @click.option("--seeds", default=None, help="Comma-separated seeds, e.g. 0,1,2 (default: the config's).")
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Results root; trials go to RESULTS/<experiment>/<trial-id>/.")
+@click.option("--results", type=click.Path(path_type=Path), default=None,
+              help="Results root; trials go to RESULTS/<experiment>/<trial-id>/. Default: runs/<scale> "
+              "(git-ignored), never the shipped records in results/reference/.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-dir", default=None, help="Folder holding cifar-10-batches-py/ (default: $NASIB_DATA, "
               "else ./data).")
@@ -120,11 +124,16 @@ def cli() -> None:
               "Default: 1 when Ray sees GPUs, else 0.")
 @click.option("--cpus-per-trial", type=float, default=None, help="ray: CPUs each trial reserves (default 1).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded trial table and run nothing.")
-@click.option("--threads", default="auto", show_default=True, help=checks.THREADS_HELP)
+@click.option("--threads", default="auto", show_default=True, help=checks.THREADS_HELP + " With --jobs N: "
+              "each trial's threads (auto: the cores split between the N).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="local: trials run at once, each in its own process (GPUs dealt round-robin, "
+              "retrains after their searches); 1 runs them one by one in this process.")
 @one_line_errors
 def run_cmd(names, scale, seeds, results, device, data_dir, download, deterministic, force, launcher,
-            address, gpus_per_trial, cpus_per_trial, dry_run, threads) -> None:
+            address, gpus_per_trial, cpus_per_trial, dry_run, threads, jobs) -> None:
     """Run the trials of experiment NAMES (e.g. fig2), skipping finished ones; a config path also works."""
+    results = Path(RUNS) / scale if results is None else results
     seed_list = parse_seeds(seeds) if seeds else None
     per_experiment = expand_all(names, scale, results, seed_list)
     plans = merge(per_experiment)
@@ -140,15 +149,17 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
         return
     if conflicts:
         raise ValueError(checks.conflict_error(conflicts))
+    runner = get_launcher(launcher, jobs=jobs, threads=threads, device=device, address=address,
+                          gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial)
     if launcher == "local":
         checks.check_device(device)  # a remote launcher's workers check their own devices
-        click.echo(f"torch threads: {checks.apply_threads(threads)}", err=True)
-    runner = get_launcher(launcher, address=address, gpus_per_trial=gpus_per_trial,
-                          cpus_per_trial=cpus_per_trial)
+        if jobs == 1:  # the pool's workers set their own threads and say so
+            click.echo(f"torch threads: {checks.apply_threads(threads)}", err=True)
     write_manifests(per_experiment, results, scale)  # after every check: a refused run writes nothing
     ctx = RunContext(device=device, data_dir=data_dir, download=download, deterministic=deterministic,
                      force=force)
-    outcomes = runner.run(plans, lambda plan: run_one(plan, ctx, launchers.METHODS))
+    # A partial of module-level names, so the pool can hand it to its worker processes.
+    outcomes = runner.run(plans, functools.partial(run_one, ctx=ctx, methods=launchers.METHODS))
     click.echo(summary_table(outcomes))
     failed = [o.plan.key for o in outcomes if o.failed]
     if failed:

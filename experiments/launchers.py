@@ -322,10 +322,20 @@ class LocalLauncher(Launcher):
 
 # name -> "module:class", imported on use so that Ray's module loads only when Ray is asked for.
 LAUNCHERS = {"local": "experiments.launchers:LocalLauncher", "ray": "experiments.ray_launcher:RayLauncher"}
+POOL = "experiments.pool:PoolLauncher"  # local with --jobs N > 1
 
 
-def get_launcher(name: str, **options) -> Launcher:
-    """A launcher by name with its options (None: unset), or an error listing the valid names."""
+def _load(where: str) -> type:
+    """A class named "module:class", imported now."""
+    module, cls = where.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_launcher(name: str, jobs: int = 1, threads: str = "auto", device: str = "auto", **options) -> Launcher:
+    """A launcher by name with its options (None: unset), or an error listing the valid names.
+
+    local with jobs > 1 is the pool (experiments/pool.py): that many trials at once on this machine,
+    `threads` torch threads each (auto: the cores split between them), GPUs of `device` dealt round-robin."""
     if name not in LAUNCHERS:
         raise ValueError(f"unknown launcher {name!r}; valid: {', '.join(LAUNCHERS)}")
     given = {k: v for k, v in options.items() if v is not None}
@@ -333,6 +343,10 @@ def get_launcher(name: str, **options) -> Launcher:
         if given:
             flag = "--" + next(iter(given)).replace("_", "-")
             raise ValueError(f"{flag} is a ray launcher option; add --launcher ray")
-        return LocalLauncher()
-    module, cls = LAUNCHERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**given)
+        if jobs == 1:
+            return LocalLauncher()
+        return _load(POOL)(jobs, threads, device)
+    if jobs != 1:
+        raise ValueError(f"--jobs is for the local launcher; with --launcher {name}, "
+                         "--cpus-per-trial and --gpus-per-trial decide how many trials run at once")
+    return _load(LAUNCHERS[name])(**given)

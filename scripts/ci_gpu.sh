@@ -15,7 +15,8 @@
 #                  synthetic data when NASIB_DATA has none
 #   ENAS_EPOCH_S, NASIB_EPOCH_S, CHECKPOINT_SHARE (0.03): the speed goals benchmarks.gate holds
 #                  (unset: the gate's own, 8 s ENAS original, 10 s extended, 8 s NASIB superkernel)
-#   FIDELITY (30): budget(s) in seconds of the budget-use benchmark; GPUS_PER_TRIAL (0.25): Ray packing
+#   FIDELITY (30): budget(s) in seconds of the budget-use benchmark; GPUS_PER_TRIAL (0.25): Ray packing;
+#   CI_GPU_JOBS (4 on CUDA, else 1): trials at once through the local pool (--jobs) when Ray is absent
 set -u
 cd "$(dirname "$0")/.." || exit 2  # the kit's root: python -m experiments, tests/ and relative paths
 
@@ -109,7 +110,11 @@ ci_runs() {
     local launch=(--launcher local)
     if has ray; then launch=(--launcher ray)
         [ "$DEVICE" = cuda ] && launch+=(--gpus-per-trial "${GPUS_PER_TRIAL:-0.25}")
-    else echo "note: ray is not importable, so the $SCALE-scale trials run one at a time through the local launcher"; fi
+    else local jobs=1
+        [ "$DEVICE" = cuda ] && jobs=4  # one small ci trial uses a fraction of an H100-class GPU
+        jobs=${CI_GPU_JOBS:-$jobs}
+        launch+=(--jobs "$jobs")
+        echo "note: ray is not importable, so the $SCALE-scale trials run $jobs at a time through the local pool (--jobs)"; fi
     # shellcheck disable=SC2086
     "$PYTHON" -m experiments run fig2 fig5 --scale "$SCALE" $SEEDS --device "$DEVICE" --results "$OUT/runs" \
         --data-dir "$DATA" "${launch[@]}"

@@ -24,7 +24,7 @@ ARCH = {"space": "extended", "method": "enas", "layers": 2, "channels": 8, "ops"
 
 def _fig2_copy(tmp: Path) -> Path:
     """A copy of the committed fig2 records (the analysis reads them; the copy may be damaged)."""
-    shutil.copytree(RESULTS / "fig2", tmp / "r" / "fig2")
+    shutil.copytree(RESULTS / "reference" / "smoke" / "fig2", tmp / "r" / "fig2")
     return tmp / "r"
 
 

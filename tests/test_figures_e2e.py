@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_fig2_smoke_writes_real_curves(tmp_path):
     data = write_fake_cifar(tmp_path / "data", n_train=900, n_test=100)
-    results = tmp_path / "results"
+    results = tmp_path / "runs" / "smoke"  # make writes to RUNS/<scale>
     cmd = ["make", "-s", "fig2", "SCALE=smoke", "SEEDS=0,1", "DEVICE=cpu", "INSTALL=",
-           f"PYTHON={sys.executable}", f"RESULTS={results}", f"DATA={data}"]
+           f"PYTHON={sys.executable}", f"RUNS={tmp_path / 'runs'}", f"DATA={data}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

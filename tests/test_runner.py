@@ -26,7 +26,7 @@ from experiments.runner import (
 from nascore.config import ConfigError
 
 COUNTS = {  # trials per scale at each config's own seeds: smoke, quick, paper
-    "fig2": (8, 12, 12), "fig3": (12, 18, 18), "fig4": (4, 6, 6), "fig5": (4, 4, 12), "table1": (8, 8, 24),
+    "fig2": (12, 12, 12), "fig3": (18, 18, 18), "fig4": (6, 6, 6), "fig5": (12, 4, 12), "table1": (24, 8, 24),
 }
 
 
@@ -223,7 +223,7 @@ def test_finished_trials_are_skipped_and_partial_ones_resumed(tmp_path):
     (partial / "config.json").write_text(json.dumps({"format": 1, "preset": "smoke"}))
     methods = FakeMethods()
     outcomes = run_all(plans, methods)
-    assert [o.status for o in outcomes] == ["skipped"] + ["ok"] * 7
+    assert [o.status for o in outcomes] == ["skipped"] + ["ok"] * 11
     assert methods.calls == [p.key for p in plans[1:]]
     assert "finished earlier" in outcomes[0].detail
     methods.calls.clear()
@@ -293,9 +293,8 @@ def test_manifests_list_shared_folders(tmp_path):
     paths = write_manifests(expand_all(["fig2", "fig4"], "smoke", tmp_path), tmp_path, "smoke")
     assert paths == [tmp_path / "fig2" / "trials.json", tmp_path / "fig4" / "trials.json"]
     doc = json.loads(paths[1].read_text())
-    assert [r["folder"] for r in doc["trials"]] == ["fig2/enas-extended-s0", "fig2/enas-extended-s1",
-                                                    "fig2/enas-extended-released-s0",
-                                                    "fig2/enas-extended-released-s1"]
+    assert [r["folder"] for r in doc["trials"]] == [f"fig2/enas-extended{m}-s{i}" for m in ("", "-released")
+                                                    for i in range(3)]
     write_manifests(expand_all(["fig4"], "smoke", tmp_path, seeds=[5]), tmp_path, "smoke")
     rows = json.loads(paths[1].read_text())["trials"]
     # only the current plan, no stale rows
@@ -314,7 +313,7 @@ def test_cli_dry_run_prints_the_plan_and_runs_nothing(tmp_path, fake):
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "table1/retrain-nasib-superkernel-s0" in res.output and "fig3/nasib-superkernel-s0" in res.output
-    assert "8 trial(s) at scale smoke" in res.output
+    assert "24 trial(s) at scale smoke" in res.output
     assert fake.calls == [] and not any(tmp_path.iterdir())
 
 
@@ -324,7 +323,7 @@ def test_cli_runs_reports_and_exits_nonzero_on_failure(tmp_path, fake):
             "--deterministic"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 1
-    assert "8 trial(s): 7 ok, 1 failed" in res.output
+    assert "12 trial(s): 11 ok, 1 failed" in res.output
     assert "1 trial(s) failed: fig2/enas-original-s1" in res.output
     assert fake.ctx[0].device == "cpu" and fake.ctx[0].deterministic
     fake.fail = set()

@@ -1,0 +1,174 @@
+"""The pool launcher (--jobs N): the sequential launcher's records, failures kept apart, retrains after
+their searches, Ctrl-C keeping checkpoints, slots sharing threads and GPUs. Real tiny ENAS trials."""
+from __future__ import annotations
+
+import _thread
+import functools
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from experiments import launchers, pool
+from experiments.__main__ import cli
+from experiments.launchers import FAILED, OK, LocalLauncher, RunContext, run_one
+from experiments.pool import PoolLauncher, plan_slots
+from experiments.runner import expand, load_config
+from nascore.records import Trial
+from tests.test_faults import wait_for_lines
+
+# Two tiny ENAS searches, one whose settings are refused (epochs 0), and a retrain of the first search.
+CONFIG = """
+name: tiny
+description: tiny ENAS searches, a broken one and a retrain
+seeds: [0, 1]
+trials:
+  - {{id: "enas-{{space}}-s{{seed}}", method: enas, space: original}}
+  - {{id: "broken-s{{seed}}", method: enas, space: extended, overrides: {{epochs: 0}}}}
+  - {{id: "retrain-s{{seed}}", method: retrain, space: original, source: "enas-{{space}}-s{{seed}}"}}
+scales:
+  smoke: {{preset: smoke, overrides: {{enas: {{epochs: {epochs}, layers: 4, controller: {{train_steps: 2}},
+                                            data: {{valid_size: 100, train_size: 200}}}},
+                                     retrain: {{epochs: 1, channels: 4,
+                                               data: {{valid_size: 100, train_size: 200}}}}}}}}
+  quick: {{preset: quick}}
+  paper: {{preset: paper}}
+"""
+# Fields that measure time, or name the command and folder a run came from: the rest must match.
+VARYING = {"search_s", "checkpoint_s_per_epoch", "epoch_s", "wall_s", "train_s", "argv", "started_at"}
+
+
+def tiny_config(tmp_path: Path, epochs: int = 2) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(CONFIG.format(epochs=epochs))
+    return path
+
+
+def _strip(value, root: str):
+    """A record value without timing fields, with its results root replaced by a placeholder."""
+    if isinstance(value, dict):
+        return {k: _strip(v, root) for k, v in value.items() if k not in VARYING}
+    if isinstance(value, list):
+        return [_strip(v, root) for v in value]
+    return value.replace(root, "<results>") if isinstance(value, str) else value
+
+
+def records(results: Path) -> dict[str, object]:
+    """Every record file under a results root, timing fields left out (checkpoints and locks skipped)."""
+    out = {}
+    for path in sorted(results.rglob("*.json*")):
+        rel = str(path.relative_to(results))
+        if rel.startswith("_logs"):
+            continue
+        lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+        out[rel] = [_strip(json.loads(line), str(results)) for line in lines if line.strip()]
+    return out
+
+
+def _run(results: Path, config: Path, data: Path, *extra: str):
+    args = ["run", str(config), "--scale", "smoke", "--results", str(results), "--device", "cpu",
+            "--deterministic", "--threads", "1", "--data-dir", str(data), *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def test_jobs_2_writes_the_records_of_jobs_1_and_a_failure_stops_nothing(tmp_path, tiny_data):
+    config = tiny_config(tmp_path)
+    one = _run(tmp_path / "one", config, tiny_data, "--jobs", "1")
+    two = _run(tmp_path / "two", config, tiny_data, "--jobs", "2")
+    for res in (one, two):  # the broken trials fail; the searches and retrains still run; exit 1 at the end
+        assert res.exit_code == 1, res.output
+        assert "6 trial(s): 4 ok, 2 failed" in res.output
+        assert "2 trial(s) failed: tiny/broken-s0, tiny/broken-s1" in res.output
+    assert "pool: 2 trial(s) at once, 1 torch thread(s) each" in two.output
+    got, want = records(tmp_path / "two"), records(tmp_path / "one")
+    assert "tiny/retrain-s1/result.json" in want and "tiny/enas-original-s0/arch.json" in want
+    assert got == want
+
+
+def plans_of(tmp_path: Path, results: Path, epochs: int = 2, seeds=(0,)):
+    return expand(load_config(tiny_config(tmp_path, epochs)), "smoke", results, seeds)
+
+
+def trial_fn(data: Path):
+    """What `experiments run` hands a launcher: picklable, so worker processes can run it."""
+    ctx = RunContext(device="cpu", data_dir=str(data), deterministic=True)
+    return functools.partial(run_one, ctx=ctx, methods=launchers.METHODS)
+
+
+def test_a_retrain_waits_for_its_search(tmp_path, tiny_data):
+    # Two slots, one search and its retrain: started at once, the retrain would find no arch.json.
+    plans = [p for p in plans_of(tmp_path, tmp_path / "r", epochs=3) if not p.trial_id.startswith("broken")]
+    assert [p.method for p in plans] == ["enas", "retrain"]
+    outcomes = PoolLauncher(2, "1", "cpu").run(plans, trial_fn(tiny_data))
+    assert [o.status for o in outcomes] == [OK, OK], [o.detail for o in outcomes]
+    search_end = (plans[0].folder / "result.json").stat().st_mtime
+    assert Trial(plans[1].folder).read_epochs() and (plans[1].folder / "config.json").stat().st_mtime >= search_end
+
+
+def _toy(plan, ctx):
+    """A method without torch (workers import it from this module): seed 1's worker dies mid-trial."""
+    if plan.seed == 1:
+        os._exit(3)
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": plan.preset}))
+    result = {"format": 1, "status": "ok", "epochs": 1}
+    (plan.folder / "result.json").write_text(json.dumps(result))
+    return result
+
+
+def test_a_worker_that_dies_fails_its_trial_only(tmp_path):
+    plans = [p for p in plans_of(tmp_path, tmp_path / "r", seeds=(0, 1, 2, 3)) if p.trial_id.startswith("enas")]
+    fn = functools.partial(run_one, ctx=RunContext(device="cpu"), methods={"enas": _toy})
+    outcomes = PoolLauncher(2, "1", "cpu").run(plans, fn)
+    assert [o.status for o in outcomes] == [OK, FAILED, OK, OK]
+    assert "worker process died" in outcomes[1].detail
+
+
+def test_ctrl_c_stops_every_trial_at_its_checkpoint(tmp_path, tiny_data):
+    plans = [p for p in plans_of(tmp_path, tmp_path / "r", epochs=20, seeds=(0, 1)) if p.method == "enas"
+             and not p.trial_id.startswith("broken")]
+
+    def press_ctrl_c():
+        for p in plans:
+            wait_for_lines(p.folder / "epochs.jsonl", 1, timeout=300)
+        _thread.interrupt_main()  # what Ctrl-C does to the runner
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with pytest.raises((KeyboardInterrupt, RuntimeError)) as err:
+        PoolLauncher(2, "1", "cpu").run(plans, trial_fn(tiny_data))
+    assert err.type is KeyboardInterrupt or launchers.is_interrupt(err.value)
+    for p in plans:  # both stopped with a checkpoint, let go of their folder, and did not finish
+        assert (p.folder / "checkpoint.pt").is_file() and not (p.folder / "result.json").exists()
+        assert not (p.folder / ".lock").exists()
+        assert 1 <= len(Trial(p.folder).read_epochs()) < 20
+    again = LocalLauncher().run(plans[:1], trial_fn(tiny_data))  # the same command again resumes it
+    assert [o.status for o in again] == [OK]
+    assert [r["epoch"] for r in Trial(plans[0].folder).read_epochs()] == list(range(20))
+
+
+def test_slots_split_the_cores_and_deal_gpus_round_robin(monkeypatch):
+    monkeypatch.setattr(pool, "cores", lambda: 16)
+    assert [s.threads for s in plan_slots(4, "auto", [])] == [4] * 4
+    assert [s.threads for s in plan_slots(3, "2", [])] == [2] * 3  # --threads given: each trial gets it
+    assert [s.threads for s in plan_slots(32, "auto", [])] == [1] * 32
+    gpus = [s.env["CUDA_VISIBLE_DEVICES"] for s in plan_slots(5, "auto", ["0", "1"])]
+    assert gpus == ["0", "1", "0", "1", "0"]
+    assert plan_slots(2, "auto", [])[0].env == {}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert pool.visible_gpus("auto") == ["3", "5"] and pool.visible_gpus("cuda:1") == []
+    assert pool.visible_gpus("cpu") == []
+
+
+def test_jobs_is_a_local_option_and_must_be_positive(tmp_path):
+    res = CliRunner().invoke(cli, ["run", "fig2", "--scale", "smoke", "--jobs", "0", "--dry-run",
+                                   "--results", str(tmp_path)])
+    assert res.exit_code == 2 and "--jobs" in res.output
+    with pytest.raises(ValueError, match="--jobs is for the local launcher"):
+        launchers.get_launcher("ray", jobs=2)
+    assert isinstance(launchers.get_launcher("local", jobs=3), PoolLauncher)
+    assert type(launchers.get_launcher("local", jobs=1)) is LocalLauncher
+    outcome = PoolLauncher(2).run([], trial_fn(tmp_path))
+    assert outcome == [] and FAILED == "failed"
