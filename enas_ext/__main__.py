@@ -16,7 +16,7 @@ from nascore.cli import (
     seed_option,
 )
 from nascore.datafiles import DataConfig
-from nascore.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_SPACES, VERSION
+from nascore.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES, VERSION
 from nascore.names import SCALES as PRESETS
 
 # Nothing above imports torch: options are checked and the first line printed before it loads.
@@ -48,18 +48,24 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
 @click.option("--layers", type=click.IntRange(min=1), default=None, help="Override the searched layers.")
 @click.option("--channels", type=click.IntRange(min=2), default=None, help="Override the child width (even).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the child batch size.")
-@click.option("--branch-mode", type=click.Choice(ENAS_BRANCH_MODES), default="intended", show_default=True,
+@click.option("--branch-mode", type=click.Choice(ENAS_BRANCH_MODES), default=None,
               help="Which op a layer runs during search: the sampled one (intended), or the release's "
                    "last-built branch in every layer whatever was sampled (as-released). Final "
-                   "architectures are unaffected.")
+                   "architectures are unaffected. [default: intended; as-released under --options release]")
 @click.option("--released-op", default=None, metavar="OP",
               help="as-released: the op in the last-built role [default: the space's last op].")
 @click.option("--bn-eval", type=click.Choice(BN_RULES), default=None,
-              help=f"BN statistics for rewards and valid accuracy. [default: {DEFAULT_BN_RULE}]")
+              help=f"BN statistics for rewards and valid accuracy. [default: {DEFAULT_BN_RULE}; "
+                   f"running under --options release]")
+@click.option("--grad-clip", type=click.FloatRange(min=0), default=None,
+              help="Per-tensor norm bound of the child gradient, 0 = none. [default: 5; 0 under --options release]")
+@click.option("--options", "options", type=click.Choice(ENAS_OPTION_SETS), default="kit", show_default=True,
+              help="kit: the kit's listed deviations from the release; release: the release as a whole "
+                   "(as-released branch, running BN, no clipping; docs/enas-release.md).")
 @common_options
 @reports_errors
-def search(space, preset, epochs, layers, channels, batch_size, branch_mode, released_op, bn_eval, out, seed,
-           device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
+def search(space, preset, epochs, layers, channels, batch_size, branch_mode, released_op, bn_eval, grad_clip,
+           options, out, seed, device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture; writes the trial folder OUT (records contract)."""
     begin("nasibkit-enas search", {"method": "enas", "space": space, "scale": preset, "epochs": epochs,
                                    "out": out}, device=device, scale=preset, data_dir=data_dir, download=download)
@@ -69,7 +75,8 @@ def search(space, preset, epochs, layers, channels, batch_size, branch_mode, rel
     data = data_config(DataConfig(), data_dir, download, train_size, valid_size, test_size)
     spec = RunSpec(out=out, seed=seed, device=device, data=data, deterministic=deterministic, force=force)
     over = _overrides(epochs, layers, channels, batch_size, train_size, valid_size, test_size,
-                      branch_mode=branch_mode, released_op=released_op, bn_eval=bn_eval)
+                      branch_mode=branch_mode, released_op=released_op, bn_eval=bn_eval, grad_clip=grad_clip,
+                      options=options)
     result = search_trial(spec, space, preset, over)
     if result is None:
         return

@@ -13,7 +13,7 @@ from enas_ext.controller import ControllerConfig
 from nascore.bn import BN_RULES, DEFAULT_RULE
 from nascore.config import ConfigError, deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
-from nascore.names import ENAS_BRANCH_MODES, ENAS_SPACES
+from nascore.names import ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES
 from nascore.names import SCALES as PRESETS
 from nascore.spaces import get_space
 
@@ -104,6 +104,7 @@ OPTION_SETS: dict[str, dict] = {
     "kit": {},
     "release": {"branch_mode": "as-released", "bn_eval": "running", "grad_clip": 0.0},
 }
+assert tuple(OPTION_SETS) == ENAS_OPTION_SETS  # the CLI offers the names before torch loads
 
 
 def _base(name: str) -> dict:

@@ -20,6 +20,7 @@ BN_RULES = ("running", "batch", "recalibrate")
 DEFAULT_BN_RULE = "batch"
 # ENAS search-time branch behaviour: the sampled op runs, or the release's one op in every layer.
 ENAS_BRANCH_MODES = ("intended", "as-released")
+ENAS_OPTION_SETS = ("kit", "release")  # enas_ext.presets.OPTION_SETS: the kit's deviations, or the release whole
 STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer
 METHODS = ("enas", "retrain", *STRATEGIES)  # the `method` a trial's config.json records
 

@@ -353,3 +353,19 @@ def test_release_searcher_skips_the_clip_and_rewards_from_running_statistics(tin
     monkeypatch.setattr(search, "clip_per_tensor_", lambda *a: pytest.fail("the release does not clip"))
     x, y = splits.train.x[:32].float(), splits.train.y[:32]
     s.train_step(x, y, [0] * s.cfg.layers, [[0] * k for k in range(s.cfg.layers)])
+
+
+def test_cli_release_options_record_the_set_and_refuse_a_contradiction(tmp_path, tiny_data):
+    args = ["search", "--space", "original", "--preset", "smoke", "--epochs", "1", "--layers", "3",
+            "--channels", "4", "--device", "cpu", "--data-dir", str(tiny_data), "--train-size", "64",
+            "--valid-size", "100", "--options", "release"]
+    out = tmp_path / "enas-original-release-s0"
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    conf = json.loads((out / "config.json").read_text())["config"]
+    assert (conf["options"], conf["branch_mode"], conf["bn_eval"], conf["grad_clip"]) == (
+        "release", "as-released", "running", 0.0)
+    bad = tmp_path / "contradiction"
+    result = CliRunner().invoke(cli, [*args, "--bn-eval", "batch", "--out", str(bad)])
+    assert result.exit_code != 0 and "option set 'release' conflicts with bn_eval='batch'" in result.output
+    assert not bad.exists()  # refused before anything was written
