@@ -51,14 +51,14 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
 @click.option("--branch-mode", type=click.Choice(ENAS_BRANCH_MODES), default=None,
               help="Which op a layer runs during search: the sampled one (intended), or the release's "
                    "last-built branch in every layer whatever was sampled (as-released). Final "
-                   "architectures are unaffected. [default: intended; as-released under --options release]")
+                   "architectures are unaffected (as-released under --options release). [default: intended]")
 @click.option("--released-op", default=None, metavar="OP",
               help="as-released: the op in the last-built role [default: the space's last op].")
 @click.option("--bn-eval", type=click.Choice(BN_RULES), default=None,
-              help=f"BN statistics for rewards and valid accuracy. [default: {DEFAULT_BN_RULE}; "
-                   f"running under --options release]")
+              help=f"BN statistics for rewards and valid accuracy (running under --options release). "
+                   f"[default: {DEFAULT_BN_RULE}]")
 @click.option("--grad-clip", type=click.FloatRange(min=0), default=None,
-              help="Per-tensor norm bound of the child gradient, 0 = none. [default: 5; 0 under --options release]")
+              help="Per-tensor norm bound of the child gradient, 0 = none (0 under --options release). [default: 5]")
 @click.option("--options", "options", type=click.Choice(ENAS_OPTION_SETS), default="kit", show_default=True,
               help="kit: the kit's listed deviations from the release; release: the release as a whole "
                    "(as-released branch, running BN, no clipping; docs/enas-release.md).")
