@@ -165,7 +165,7 @@ def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, name, command, args,
     if "unwritable" in name:  # analysis reads finished trials there; the runner finds none and must write
         (tmp_path / "denied").mkdir()
         if "runner" not in name:
-            shutil.copytree(RESULTS / "fig2", tmp_path / "denied" / "fig2")
+            shutil.copytree(RESULTS / "reference" / "smoke" / "fig2", tmp_path / "denied" / "fig2")
         _deny_writes_under(monkeypatch, tmp_path / "denied")
     res = CliRunner().invoke(command, argv)
     assert res.exit_code == status, res.output

@@ -66,26 +66,28 @@ def test_demo_offline_then_make_data_with_a_jpeg_pack(tmp_path, monkeypatch):
 
 
 def test_the_scorecard_refuses_synthetic_trials_and_names_them(tmp_path):
+    without = tmp_path / "without"  # the record set with the trial absent altogether
+    shutil.copytree(ROOT / "results" / "reference" / "smoke" / "fig2", without / "fig2")
+    shutil.rmtree(without / "fig2" / "enas-original-s2")
+    run_claims(without)
+    before = json.loads((without / "figures" / "claims.json").read_text())
     results = tmp_path / "r"
-    shutil.copytree(ROOT / "results" / "fig2", results / "fig2")
-    run_claims(results)
-    before = json.loads((results / "figures" / "claims.json").read_text())
-    stray = results / "fig2" / "enas-original-s7"  # a demo-like trial on synthetic data, inside the tree
-    shutil.copytree(results / "fig2" / "enas-original-s0", stray)
-    cfg = json.loads((stray / "config.json").read_text())
-    cfg["seed"], cfg["trial_id"] = 7, stray.name
+    shutil.copytree(ROOT / "results" / "reference" / "smoke" / "fig2", results / "fig2")
+    synthetic = results / "fig2" / "enas-original-s2"  # a trial the manifest names, trained on the stand-in
+    cfg = json.loads((synthetic / "config.json").read_text())
     cfg["provenance"].update(data_source="synthetic", data_copy="synthetic")
-    (stray / "config.json").write_text(json.dumps(cfg))
+    (synthetic / "config.json").write_text(json.dumps(cfg))
     run_claims(results)
     after = json.loads((results / "figures" / "claims.json").read_text())
-    assert after.pop("refused_synthetic") == ["fig2/enas-original-s7"]
-    assert after == before  # counts, effects and verdicts as if the stray trial were not there
-    assert "fig2/enas-original-s7" in (results / "figures" / "claims.md").read_text()
+    assert after.pop("refused_synthetic") == ["fig2/enas-original-s2"]
+    assert after.pop("results") != before.pop("results")  # each names its own folder
+    assert after == before  # counts, effects and verdicts as if the synthetic trial were not there
+    assert "fig2/enas-original-s2" in (results / "figures" / "claims.md").read_text()
 
 
 def test_claims_rerun_gives_the_same_bytes(tmp_path):
     results = tmp_path / "r"
-    shutil.copytree(ROOT / "results" / "fig2", results / "fig2")
+    shutil.copytree(ROOT / "results" / "reference" / "smoke" / "fig2", results / "fig2")
     run_claims(results)
     first = (results / "figures" / "claims.json").read_bytes()
     run_claims(results)
