@@ -167,18 +167,27 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
         sys.exit(1)
 
 
+def _medium(exp) -> str | None:
+    """The medium scale's trial count and measured CPU-hours, or None where it is not defined."""
+    scale = exp.scales.medium
+    if scale is None:
+        return None
+    n = len(expand(exp, "medium", Path("results"), check_shared=False))
+    return f"{n}" + (f" (~{scale.cpu_hours:g} CPU-h)" if scale.cpu_hours is not None else "")
+
+
 @cli.command("list")
 @one_line_errors
 def list_cmd() -> None:
-    """Show each experiment, its trial counts per scale and what it is."""
+    """Show each experiment, its trial counts per scale (medium with its CPU-hours) and what it is."""
     rows = []
     for name in available():
         exp = load_config(name)
         counts = "/".join(str(len(expand(exp, s, Path("results"), check_shared=False))) for s in SCALES)
         shared = sorted({g.shared_with for g in exp.trials if g.shared_with})
-        rows.append((name, counts, ", ".join(shared) or None, exp.description))
-    click.echo(table(("experiment", "trials " + "/".join(SCALES), "shares with", "description"), rows))
-    click.echo("run: python -m experiments run NAME --scale smoke|quick|paper [--seeds 0,1,2] [--dry-run]")
+        rows.append((name, counts, _medium(exp), ", ".join(shared) or None, exp.description))
+    click.echo(table(("experiment", "trials " + "/".join(SCALES), "medium", "shares with", "description"), rows))
+    click.echo("run: python -m experiments run NAME --scale smoke|medium|quick|paper [--seeds 0,1,2] [--jobs N] [--dry-run]")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,9 @@ class Scale:
     seeds: tuple[int, ...] | None = None  # this scale's seeds (None: the config's)
     overrides: MethodOverrides = field(default_factory=MethodOverrides)  # per-method settings
     budgets: tuple[str, ...] | None = None  # optional scales only: every nasib group's budget labels here
+    # Measured cost of the scale's new trials in CPU-hours (one thread a trial), shown by
+    # `experiments list`; None where nobody measured it.
+    cpu_hours: float | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from nascore.config import ConfigError
 
 COUNTS = {  # trials per scale at each config's own seeds: smoke, quick, paper
     "fig2": (12, 12, 12), "fig3": (18, 18, 18), "fig4": (6, 6, 6), "fig5": (12, 4, 12), "table1": (24, 8, 24),
+    "fig2_release": (6, 6, 6),
 }
 
 
@@ -128,7 +129,7 @@ def test_retrains_come_after_their_sources(tmp_path):
 
 
 def test_unknown_experiment_and_scale_list_valid_names(tmp_path):
-    valid = "valid: fig2, fig3, fig4, fig5, table1"
+    valid = "valid: fig2, fig2_release, fig3, fig4, fig5, table1"
     with pytest.raises(ExperimentError, match=f"unknown experiment 'fig9'; {valid}"):
         load_config("fig9")
     with pytest.raises(ExperimentError, match="unknown scale 'huge'.*smoke, quick, paper"):
@@ -348,7 +349,7 @@ def test_cli_not_available_is_not_a_failure(tmp_path, fake):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "fig9"], "unknown experiment 'fig9'; valid: fig2, fig3, fig4, fig5, table1"),
+    (["run", "fig9"], "unknown experiment 'fig9'; valid: fig2, fig2_release, fig3, fig4, fig5, table1"),
     (["run", "fig2", "--scale", "huge"], "Invalid value for '--scale' / '--preset': 'huge' is not one of"),
     (["run", "fig2", "--seeds", "x"], "--seeds 'x'"),
 ])
@@ -364,8 +365,18 @@ def test_cli_list_shows_experiments_and_scales():
     assert res.exit_code == 0, res.output
     assert "trials smoke/quick/paper" in res.output
     for name, counts in COUNTS.items():
-        row = next(line for line in res.output.splitlines() if line.startswith(name))
+        row = next(line for line in res.output.splitlines() if line.startswith(name + " "))
         assert "/".join(map(str, counts)) in row
+    rows = {line.split()[0]: line for line in res.output.splitlines()[1:]}
+    # the medium scale with its count and the measured CPU-hours the config records; none where undefined
+    assert "20 (~7.4 CPU-h)" in rows["fig2"] and "16 (~6.1 CPU-h)" in rows["fig5"]
+    assert "CPU-h" not in rows["fig3"] and "CPU-h" not in rows["table1"]
+
+
+def test_release_cells_carry_the_release_option_set(tmp_path):
+    plans = expand(load_config("fig2_release"), "medium", tmp_path)
+    assert [p.key for p in plans][:2] == ["fig2_release/enas-original-release-s0", "fig2_release/enas-original-release-s1"]
+    assert len(plans) == 6 and all(p.overrides.get("options") == "release" for p in plans)
 
 
 # --- checks before anything is written ---------------------------------------------------------
