@@ -187,7 +187,8 @@ def list_cmd() -> None:
         shared = sorted({g.shared_with for g in exp.trials if g.shared_with})
         rows.append((name, counts, _medium(exp), ", ".join(shared) or None, exp.description))
     click.echo(table(("experiment", "trials " + "/".join(SCALES), "medium", "shares with", "description"), rows))
-    click.echo("run: python -m experiments run NAME --scale smoke|medium|quick|paper [--seeds 0,1,2] [--jobs N] [--dry-run]")
+    click.echo("run: python -m experiments run NAME --scale smoke|medium|quick|paper [--seeds 0,1,2] [--jobs N] "
+               "[--dry-run]")
 
 
 if __name__ == "__main__":

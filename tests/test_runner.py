@@ -375,7 +375,8 @@ def test_cli_list_shows_experiments_and_scales():
 
 def test_release_cells_carry_the_release_option_set(tmp_path):
     plans = expand(load_config("fig2_release"), "medium", tmp_path)
-    assert [p.key for p in plans][:2] == ["fig2_release/enas-original-release-s0", "fig2_release/enas-original-release-s1"]
+    assert [p.key for p in plans][:2] == ["fig2_release/enas-original-release-s0",
+                                          "fig2_release/enas-original-release-s1"]
     assert len(plans) == 6 and all(p.overrides.get("options") == "release" for p in plans)
 
 
