@@ -301,7 +301,12 @@ class NasibSearch:
 
     def _start_budget(self) -> None:
         """Measure an epoch on this machine, then plan the epochs that fit the budget."""
+        t0 = self.clock()
+        print("timing run: measuring weight steps, alpha steps, evaluation and a checkpoint on this machine "
+              "(charged to the budget) ...", file=sys.stderr, flush=True)
         self.timing = self.measure()
+        print(f"timing run: {self.clock() - t0:.1f}s; one epoch here takes about {self.timing['epoch_s']:.1f}s",
+              file=sys.stderr, flush=True)
         extra = self.strategy.finish_passes * self.timing["eval_pass_s"] * 1.1
         self.budget_s = resolve_budget(self.cfg.budget, self.timing["epoch_s"], self.clock() - self._budget_t0, extra)
         base = BudgetConfig(self.budget_s, k=self.cfg.k).reserve  # max(1% of the budget, 1 s)

@@ -215,6 +215,12 @@ def test_cli_budget_too_small_names_measured_time_and_smallest_budget(tmp_path, 
     assert "too small" in res.output and "measured" in res.output and "smallest budget" in res.output
 
 
+def test_cli_budget_says_when_its_timing_run_starts_and_what_it_measured(tmp_path, tiny_data):
+    out = _cli(tiny_data, tmp_path, "--space", "narrow", "--budget", "1s").output
+    # no silent wait: a line before the timing run, its measured epoch after, then the plan's verdict
+    assert out.index("timing run: measuring") < out.index("one epoch here takes about") < out.index("too small")
+
+
 def test_cli_plan_prints_epochs_beta_and_schedule():
     args = ["plan", "--budget", "1h", "--space", "narrow", "--preset", "smoke", "--device", "cpu",
             "--train-size", "160", "--valid-size", "100"]
