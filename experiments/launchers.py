@@ -13,7 +13,6 @@ import copy
 import importlib
 import json
 import os
-import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -25,6 +24,8 @@ import click
 
 from experiments.runner import TrialPlan
 from nascore.intact import finished_problem, flat
+from nascore.lock import TrialLocked
+from nascore.names import Interrupted
 from nasib.budget_forms import check_budget
 
 STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED, ELSEWHERE = (
@@ -176,9 +177,8 @@ def _close(a: object, b: object) -> bool:
 
 
 def is_interrupt(err: BaseException) -> bool:
-    """A Ctrl-C the trial loop turned into nascore.loop.Interrupted: stop the whole run."""
-    loop = sys.modules.get("nascore.loop")
-    return loop is not None and isinstance(err, loop.Interrupted)
+    """A Ctrl-C the trial loop turned into Interrupted: stop the whole run."""
+    return isinstance(err, Interrupted)
 
 
 def _save_traceback(plan: TrialPlan) -> Path:
@@ -220,7 +220,7 @@ def run_one(plan: TrialPlan, ctx: RunContext, methods: Mapping[str, MethodFn] = 
         if is_interrupt(e):
             raise
         first = (str(e).splitlines() or [""])[0]
-        if type(e).__name__ == "TrialLocked":  # another live runner holds the folder: its trial, not a failure
+        if isinstance(e, TrialLocked):  # another live runner holds the folder: its trial, not a failure
             return Outcome(plan, ELSEWHERE, first, time.perf_counter() - t0)
         if _not_available(e, first, plan.strategy or plan.method):
             return Outcome(plan, NOT_AVAILABLE, first)

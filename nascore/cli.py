@@ -16,7 +16,7 @@ import click
 
 from nascore.config import ConfigError
 from nascore.datafiles import FOLDER, DataConfig, DataError, data_source, resolve_root
-from nascore.names import SYNTHETIC_DATA, RecordError
+from nascore.names import SYNTHETIC_DATA, Interrupted, RecordError
 from nascore.runtime import THREADS_HELP, default_threads, parse_threads
 
 USAGE_ERRORS = (ConfigError, ValueError)
@@ -163,8 +163,8 @@ def _cpu_note(command: str, scale: str, device: str) -> None:
 
 def _status(e: BaseException) -> tuple[int, str] | None:
     """Exit status and message of an expected error, None for a real bug."""
-    loop, torch = sys.modules.get("nascore.loop"), sys.modules.get("torch")
-    if loop is not None and isinstance(e, loop.Interrupted):
+    torch = sys.modules.get("torch")
+    if isinstance(e, Interrupted):
         return 130, str(e)
     if torch is not None and isinstance(e, torch.cuda.OutOfMemoryError):
         return 1, getattr(e, "hint", None) or str(e)

@@ -21,6 +21,7 @@ import torch
 from nascore.data import DataConfig
 from nascore.intact import RERUN, flat, missing_epochs, spans
 from nascore.lock import TrialLock
+from nascore.names import Interrupted  # noqa: F401 (raised here; importers may take it from the loop)
 from nascore.records import (
     CHECKPOINT,
     CONFIG,
@@ -50,10 +51,6 @@ class RunSpec:
 
 class Diverged(RuntimeError):
     """A non-finite number in a trial's loss or architecture parameters."""
-
-
-class Interrupted(RuntimeError):
-    """The user stopped the run (SIGINT); the last checkpoint is kept."""
 
 
 class Searcher(Protocol):

@@ -37,6 +37,12 @@ class RecordError(RuntimeError):
     """A record that cannot be written or read as the contract says; the message names the file."""
 
 
+class Interrupted(RuntimeError):
+    """The user stopped the run (SIGINT); the message says what the trial folder keeps.
+
+    Defined here, torch-free, so the runner and the CLIs recognise it by type without importing the loop."""
+
+
 # md5 of the official CIFAR-10 python test_batch (torchvision checks the same digest); any other
 # file in the standard layout is a copy, such as the JPEG-decoded one this kit ships for offline use.
 OFFICIAL_TEST_MD5 = "40351d587109b95175f43aff81a1287e"

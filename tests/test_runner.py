@@ -406,8 +406,7 @@ def test_conflicting_run_is_refused_before_writing_anything(tmp_path, fake):
 
 
 def test_trial_locked_by_a_live_runner_is_running_elsewhere(tmp_path, fake, monkeypatch):
-    class TrialLocked(RuntimeError):
-        pass
+    from nascore.lock import TrialLocked  # the real type: the runner recognises it by type, not by name
 
     def locked(plan, ctx):
         raise TrialLocked(f"{plan.folder}: locked by pid 4242 on this host")
