@@ -57,10 +57,10 @@ demo: $(INSTALL)  ## a small real search of each method, its records and a plot,
 	@$(PYTHON) -m nascore.fetch get $(DATA) $(if $(JPEG_PACK),--jpeg-pack $(JPEG_PACK),) || true
 	@d=$$($(PYTHON) -m nascore.fetch demo-root $(DATA)) && set -x && \
 	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $$d --threads $(THREADS) \
-	  --out $(RESULTS)/demo/enas-extended-s0 && \
+	  --out $(RUNS)/demo/enas-extended-s0 && \
 	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) --threads $(THREADS) \
-	  --data-dir $$d --out $(RESULTS)/demo/nasib-superkernel-b90s-s0 && \
-	$(PYTHON) -m analysis.curves $(RESULTS)/demo --figure fig3 --out $(RESULTS)/demo
+	  --data-dir $$d --out $(RUNS)/demo/nasib-superkernel-b90s-s0 && \
+	$(PYTHON) -m analysis.curves $(RUNS)/demo --figure fig3 --out $(RUNS)/demo
 
 fig2: $(INSTALL)
 	$(RUN) fig2 $(RUN_ARGS)

@@ -143,7 +143,7 @@ def _mismatch(plan: TrialPlan) -> str | None:
         a, b = have.get(key), want.get(key)
         if a != b and not _close(a, b):
             return (f"{plan.folder} holds a trial with {key} {a!r}, this plan wants {b!r}; use another "
-                    f"--results folder (e.g. results/{plan.preset}) or remove that folder")
+                    f"--results folder (e.g. runs/{plan.preset}) or remove that folder")
     return None
 
 
