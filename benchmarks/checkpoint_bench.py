@@ -31,7 +31,8 @@ def _searchers(preset: str):
     from enas_ext.presets import configure
     from enas_ext.search import EnasSearch
     from nasib.presets import preset as nasib_preset
-    from nasib.search import NasibSearch, synthetic_splits
+    from nasib.search import NasibSearch
+    from nasib.timing import synthetic_splits
 
     cpu = torch.device("cpu")
     splits = synthetic_splits(256, 256)

@@ -29,7 +29,8 @@ from nascore.runtime import resolve_device, seed_everything, sync
 from nascore.synthetic import write_fake_cifar
 from nasib.presets import apply_overrides
 from nasib.presets import preset as get_preset
-from nasib.search import CIFAR_TRAIN, NasibSearch, batch_counts, search_trial, synthetic_splits
+from nasib.search import NasibSearch, search_trial
+from nasib.timing import CIFAR_TRAIN, batch_counts, synthetic_splits
 
 SPACES = ("narrow", "superkernel")
 

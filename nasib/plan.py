@@ -10,7 +10,8 @@ from nascore.trial import oom_hint
 from nasib.budget import BudgetConfig, plan_summary, resolve_budget
 from nasib.presets import apply_overrides
 from nasib.presets import preset as get_preset
-from nasib.search import CIFAR_TRAIN, NasibSearch, batch_counts, synthetic_splits
+from nasib.search import NasibSearch
+from nasib.timing import CIFAR_TRAIN, batch_counts, synthetic_splits
 
 
 def plan(space: str, preset: str = "quick", budget: str = "2h", device: str = "auto",

@@ -30,7 +30,7 @@ import torch._dynamo  # noqa: F401 - the first optimiser construction imports it
 import torch.nn.functional as F
 
 from nascore.bn import bn_eval
-from nascore.data import DeviceLoader, Split, Splits, forever
+from nascore.data import DeviceLoader, Splits, forever
 from nascore.flat import ChoiceParams, step_on
 from nascore.loop import RunSpec
 from nascore.ops import count_params
@@ -43,23 +43,9 @@ from nasib.presets import NasibSearchConfig, apply_overrides
 from nasib.presets import preset as get_preset
 from nasib.strategies import Ops, get_strategy
 from nasib.supernet import FixedNet, Supernet
+from nasib.timing import batch_counts, projected_epoch
 
-CIFAR_TRAIN = 50_000  # CIFAR-10 training images (train + held-out splits)
 CALIBRATION_BATCHES = 10  # training batches the 'recalibrate' BN rule re-estimates statistics on
-
-
-def batch_counts(n_train: int, n_valid: int, cfg: NasibSearchConfig) -> dict[str, int]:
-    """Weight steps, alpha-step batches and evaluation batches of one epoch (as the loaders make them)."""
-    return {"train": n_train // min(cfg.batch_size, n_train),
-            "valid": n_valid // min(cfg.batch_size, n_valid),
-            "eval": -(-n_valid // cfg.eval_batch_size)}
-
-
-def projected_epoch(work_s: float, snapshot_s: float, write_s: float) -> float:
-    """Seconds of an epoch whose checkpoint is snapshotted, then written while the next epoch runs.
-
-    The loop pays the snapshot, and waits for the previous write only for what outlasts an epoch's work."""
-    return work_s + snapshot_s + max(0.0, write_s - work_s)
 
 
 def choice_params(model: Supernet) -> ChoiceParams:
@@ -68,17 +54,6 @@ def choice_params(model: Supernet) -> ChoiceParams:
     backbone = [p for p in model.parameters() if id(p) not in ops]
     return ChoiceParams(list(model.parameters()), backbone,
                         [[list(block.parameters()) for block in layer.ops] for layer in model.layers])
-
-
-def synthetic_splits(n_train: int, n_valid: int, seed: int = 0) -> Splits:
-    """Random uint8 images and labels (for timing runs that need no dataset)."""
-    g = torch.Generator().manual_seed(seed)
-
-    def split(n: int) -> Split:
-        return Split(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                     torch.randint(0, 10, (n,), generator=g))
-
-    return Splits(split(n_train), split(n_valid), split(1), (125.0,) * 3, (63.0,) * 3, "synthetic")
 
 
 class NasibSearch:

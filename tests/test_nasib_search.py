@@ -14,8 +14,9 @@ from nascore.loop import RunSpec
 from nascore.runtime import rng_state, set_rng_state
 from nasib.__main__ import cli
 from nasib.presets import apply_overrides, preset
-from nasib.search import NasibSearch, search_trial, synthetic_splits
+from nasib.search import NasibSearch, search_trial
 from nasib.strategies import get_strategy
+from nasib.timing import synthetic_splits
 
 CPU = torch.device("cpu")
 SMALL = {"valid_size": 100, "train_size": 160}  # 5 weight steps and 3 alpha steps per epoch
@@ -296,7 +297,7 @@ def test_cudnn_autotuning_follows_the_config(autotune):
 
 
 def test_the_projected_epoch_pays_the_snapshot_and_only_the_write_that_outlasts_the_epoch():
-    from nasib.search import projected_epoch
+    from nasib.timing import projected_epoch
 
     assert projected_epoch(10.0, 0.1, 2.0) == pytest.approx(10.1)  # the write hides behind the next epoch
     assert projected_epoch(1.0, 0.1, 3.0) == pytest.approx(3.1)  # the next save waits for the rest

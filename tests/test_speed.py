@@ -8,7 +8,7 @@ from enas_ext.batched import EnasSpeed, RoutedChild, interleave
 from enas_ext.presets import configure
 from enas_ext.search import EnasSearch, to_lists
 from nascore.data import forever
-from nasib.search import synthetic_splits
+from nasib.timing import synthetic_splits
 
 CPU = torch.device("cpu")
 TINY = {"layers": 6, "channels": 8, "batch_size": 16, "eval_batch": 25,

@@ -11,8 +11,9 @@ from enas_ext.batched import EnasSpeed
 from enas_ext.presets import configure
 from enas_ext.search import EnasSearch
 from nascore.flat import ChoiceParams, FlatSGD, step_on
-from nasib.search import choice_params, synthetic_splits
+from nasib.search import choice_params
 from nasib.supernet import Supernet
+from nasib.timing import synthetic_splits
 
 CPU = torch.device("cpu")
 TINY = {"layers": 6, "channels": 8, "batch_size": 16, "data": {"valid_size": 50, "train_size": 320}}

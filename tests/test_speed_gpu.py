@@ -18,7 +18,8 @@ from enas_ext.presets import configure
 from enas_ext.search import EnasSearch, to_lists
 from nascore.data import forever
 from nasib.presets import apply_overrides, preset
-from nasib.search import NasibSearch, synthetic_splits
+from nasib.search import NasibSearch
+from nasib.timing import synthetic_splits
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")

@@ -11,9 +11,10 @@ from nascore.data import DataConfig, load_splits
 from nascore.loop import RunSpec
 from nasib.__main__ import cli
 from nasib.presets import apply_overrides, preset
-from nasib.search import NasibSearch, search_trial, synthetic_splits
+from nasib.search import NasibSearch, search_trial
 from nasib.strategies import get_strategy
 from nasib.strategies.relaxed import ALPHA_LR, MAX_OPS, TAU_END, TAU_START
+from nasib.timing import synthetic_splits
 
 CPU = torch.device("cpu")
 SMALL = {"valid_size": 100, "train_size": 160}  # 5 weight steps and 3 alpha steps per epoch
