@@ -128,3 +128,30 @@ def _digest(source: str, stamp: tuple) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
+
+
+# Record fields that differ between two faithful runs of the same trials: timings and the command line.
+TIMING_FIELDS = frozenset({"search_s", "checkpoint_s_per_epoch", "epoch_s", "wall_s", "train_s", "argv",
+                           "started_at"})
+
+
+def _comparable(value, root: str, drop: frozenset):
+    """A record value without the `drop` fields, its results root replaced by a placeholder."""
+    if isinstance(value, dict):
+        return {k: _comparable(v, root, drop) for k, v in value.items() if k not in drop}
+    if isinstance(value, list):
+        return [_comparable(v, root, drop) for v in value]
+    return value.replace(root, "<results>") if isinstance(value, str) else value
+
+
+def comparable_records(results: Path, also_drop: frozenset = frozenset()) -> dict[str, list]:
+    """Every JSON record under a results root (tracebacks in _logs/ skipped), timing fields left out,
+    so two launchers' runs of the same trials compare equal when their numbers are."""
+    drop, out = TIMING_FIELDS | also_drop, {}
+    for path in sorted(Path(results).rglob("*.json*")):
+        rel = str(path.relative_to(results))
+        if rel.startswith("_logs"):
+            continue
+        lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+        out[rel] = [_comparable(json.loads(line), str(results), drop) for line in lines if line.strip()]
+    return out

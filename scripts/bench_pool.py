@@ -21,27 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARYING = {"search_s", "checkpoint_s_per_epoch", "epoch_s", "wall_s", "train_s", "argv", "started_at",
-           "torch_threads"}  # timing fields, the command line and the thread count
+sys.path.insert(0, str(ROOT))  # run as a script from the checkout
+from nascore.intact import comparable_records  # noqa: E402
 
-
-def _strip(value, root: str):
-    if isinstance(value, dict):
-        return {k: _strip(v, root) for k, v in value.items() if k not in VARYING}
-    if isinstance(value, list):
-        return [_strip(v, root) for v in value]
-    return value.replace(root, "<results>") if isinstance(value, str) else value
-
-
-def records(results: Path) -> dict:
-    """Every JSON record under a results root without its timing fields."""
-    out = {}
-    for path in sorted(results.rglob("*.json*")):
-        lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
-        out[str(path.relative_to(results))] = [_strip(json.loads(x), str(results)) for x in lines if x.strip()]
-    return out
-
-
+THREADS = frozenset({"torch_threads"})  # --jobs 2 splits the cores: the thread count differs by design
 def run(results: Path, jobs: int, threads: str, data: str, seeds: str) -> dict:
     """One timed `experiments run fig2` into `results`."""
     cmd = [sys.executable, "-m", "experiments", "run", "fig2", "--scale", "smoke", "--seeds", seeds, "--device",
@@ -80,7 +63,7 @@ def main() -> None:
         timed = {name: run(Path(tmp) / name, jobs, threads, args.data_dir, args.seeds) for jobs, threads, name in order}
         one, two = timed["j1t1"], timed["j2"]
         full = run(Path(tmp) / "j1tn", 1, cores, args.data_dir, args.seeds) if args.all_threads else None
-        same = records(Path(tmp) / "j1t1") == records(Path(tmp) / "j2")
+        same = comparable_records(Path(tmp) / "j1t1", THREADS) == comparable_records(Path(tmp) / "j2", THREADS)
     report = {"format": 1, "what": "experiments run fig2 --scale smoke, wall time, --jobs 1 vs --jobs 2",
               "machine": machine(), "commit": commit, "python": platform.python_version(),
               "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -17,6 +17,7 @@ from experiments.__main__ import cli
 from experiments.launchers import FAILED, OK, LocalLauncher, RunContext, run_one
 from experiments.pool import PoolLauncher, plan_slots
 from experiments.runner import expand, load_config
+from nascore.intact import comparable_records
 from nascore.records import Trial
 from tests.test_faults import wait_for_lines
 
@@ -38,34 +39,12 @@ scales:
   paper: {{preset: paper}}
 """
 # Fields that measure time, or name the command and folder a run came from: the rest must match.
-VARYING = {"search_s", "checkpoint_s_per_epoch", "epoch_s", "wall_s", "train_s", "argv", "started_at"}
 
 
 def tiny_config(tmp_path: Path, epochs: int = 2) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(CONFIG.format(epochs=epochs))
     return path
-
-
-def _strip(value, root: str):
-    """A record value without timing fields, with its results root replaced by a placeholder."""
-    if isinstance(value, dict):
-        return {k: _strip(v, root) for k, v in value.items() if k not in VARYING}
-    if isinstance(value, list):
-        return [_strip(v, root) for v in value]
-    return value.replace(root, "<results>") if isinstance(value, str) else value
-
-
-def records(results: Path) -> dict[str, object]:
-    """Every record file under a results root, timing fields left out (checkpoints and locks skipped)."""
-    out = {}
-    for path in sorted(results.rglob("*.json*")):
-        rel = str(path.relative_to(results))
-        if rel.startswith("_logs"):
-            continue
-        lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
-        out[rel] = [_strip(json.loads(line), str(results)) for line in lines if line.strip()]
-    return out
 
 
 def _run(results: Path, config: Path, data: Path, *extra: str):
@@ -83,7 +62,7 @@ def test_jobs_2_writes_the_records_of_jobs_1_and_a_failure_stops_nothing(tmp_pat
         assert "6 trial(s): 4 ok, 2 failed" in res.output
         assert "2 trial(s) failed: tiny/broken-s0, tiny/broken-s1" in res.output
     assert "pool: 2 trial(s) at once, 1 torch thread(s) each" in two.output
-    got, want = records(tmp_path / "two"), records(tmp_path / "one")
+    got, want = comparable_records(tmp_path / "two"), comparable_records(tmp_path / "one")
     assert "tiny/retrain-s1/result.json" in want and "tiny/enas-original-s0/arch.json" in want
     assert got == want
 
