@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -14,6 +13,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from contract.budget import Budget, BudgetError
 from nascore.names import EPOCHS, FORMAT, MANIFEST, STATUSES, RecordError, data_copy
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
@@ -117,9 +117,12 @@ def budget_order(trial: Trial) -> float:
     seconds = trial.config.get("budget_s")
     if seconds is not None:
         return float(seconds)
-    match = re.fullmatch(r"\s*([0-9]+)\s*(ep|epoch|epochs)\s*", str(trial.config.get("budget_label") or ""))
-    if match:
-        return float(match.group(1))
+    try:
+        budget = Budget.from_record({"budget_label": trial.config.get("budget_label")})
+    except BudgetError:
+        budget = None  # an unreadable label orders by the seconds result.json holds
+    if budget is not None and budget.epochs is not None:
+        return float(budget.epochs)
     return float(trial.result.get("budget_s") or math.inf)
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import click
 
+from contract.budget import Budget
 from nascore.cli import reports_errors, threads_option
 from nascore.names import SCALES, VERSION
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device
-from nasib.budget_forms import parse_budget
 
 
 def _save(out: Path, name: str, data: dict | list) -> Path:
@@ -98,7 +98,7 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
     dev = resolve_device(device)  # an unavailable device: one line, before anything runs
     default = "120,300,600" if dev.type == "cuda" else "30,60"
     # Read every budget now, not after minutes of other benchmarks.
-    budgets = [] if fidelity == "none" else [parse_budget(b) for b in (fidelity or default).split(",")]
+    budgets = [] if fidelity == "none" else [Budget.parse(b).wall_seconds() for b in (fidelity or default).split(",")]
     preset = preset or ("paper" if dev.type == "cuda" else "smoke")
     tag = f"{dev.type}-{preset}"
     # planted (minutes) and rewards (the CPU lever study, whatever the device): only when asked

@@ -60,7 +60,6 @@ def _measured_epoch(cfg, dev: torch.device, n_train: int, n_valid: int) -> float
     """Seconds of one whole epoch (synced on both ends) of a fixed-epoch search on preset-size splits."""
     search = NasibSearch(apply_overrides(cfg, {"epochs": 1}), synthetic_splits(n_train, n_valid), dev, seed=0)
     search.measure()  # the warm-up and timed steps, state restored
-    search.done(0)
     sync(dev)
     t0 = time.perf_counter()
     search.run_epoch(0)

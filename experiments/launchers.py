@@ -26,7 +26,6 @@ from experiments.runner import TrialPlan
 from nascore.intact import finished_problem, flat
 from nascore.lock import TrialLocked
 from nascore.names import Interrupted
-from nasib.budget_forms import check_budget
 
 STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED, ELSEWHERE = (
     "ok", "skipped", "not available", "diverged", "blocked", "failed", "running elsewhere")
@@ -81,7 +80,7 @@ def _enas(plan: TrialPlan, ctx: RunContext) -> dict | None:
 
 
 def _nasib(plan: TrialPlan, ctx: RunContext) -> dict | None:
-    """NASIB-style one-shot search; overrides carry its strategy and budget (nasib.search)."""
+    """NASIB-style one-shot search; overrides carry its strategy and budget, the parsed value (nasib.search)."""
     search = importlib.import_module("nasib.search")
     return search.search_trial(ctx.spec(plan), plan.space, plan.preset, copy.deepcopy(plan.overrides))
 
@@ -157,7 +156,7 @@ def _planned(plan: TrialPlan) -> dict:
     out = {"preset": plan.preset, "experiment": plan.owner, "seed": plan.seed, "space": plan.space,
            "method": plan.strategy or plan.method, "trial_id": plan.trial_id}
     if plan.budget:
-        out["budget"] = check_budget(plan.budget)
+        out["budget"] = plan.budget.seconds
     over = {f"config.{k}": v for k, v in flat(plan.overrides).items() if k not in ("budget", *_WHERE)}
     return {**out, **over}
 

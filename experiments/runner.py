@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from contract.budget import Budget, BudgetError
 from nascore.config import ConfigError, deep_merge, from_dict, read_yaml
 from nascore.names import OPTIONAL_SCALES, SCALES, STRATEGIES
-from nasib.budget_forms import BudgetError, check_budget
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -31,7 +31,8 @@ class ExperimentError(ValueError):
 
 @dataclass(frozen=True)
 class Budgets:
-    """Budget labels of a NASIB group, per scale (the same figure, smaller clocks)."""
+    """Budget labels of a NASIB group, per scale (the same figure, smaller clocks); parsed into
+    `Budget` values (a Budget is its label) when the config is loaded."""
 
     smoke: tuple[str, ...]  # e.g. ["30s", "60s"]: 2-core CPU
     quick: tuple[str, ...]  # e.g. ["2m", "4m"]: one GPU, under ~30 minutes a figure
@@ -120,7 +121,7 @@ class TrialPlan:
     method: str  # enas | nasib | retrain
     space: str  # search space
     strategy: str | None  # nasib strategy, else None
-    budget: str | None  # budget label, else None
+    budget: Budget | None  # the budget (a Budget is its label), else None
     seed: int  # trial seed
     preset: str  # method preset
     overrides: dict  # passed to the method as is (do not mutate)
@@ -158,7 +159,7 @@ def parse_config(raw: object, path: Path) -> Experiment:
     if not top.trials:
         raise ConfigError(f"{where}.trials: expected a non-empty list of trial groups")
     parsed = tuple(_parse_group(g, f"{where}: trials[{i}]") for i, g in enumerate(top.trials))
-    exp = Experiment(top.name, top.description, top.seeds, parsed, top.scales, path)
+    exp = Experiment(top.name, top.description, top.seeds, parsed, _parsed_scales(top.scales, where), path)
     if exp.name != path.stem:
         raise ConfigError(f"{where}.name: {exp.name!r} must equal the file name {path.stem!r}")
     if not exp.seeds:
@@ -173,6 +174,13 @@ def parse_config(raw: object, path: Path) -> Experiment:
     return exp
 
 
+def _parsed_scales(scales: Scales, where: str) -> Scales:
+    """The optional scales' budget labels parsed (the other scales give theirs in the groups)."""
+    chosen = {name: getattr(scales, name) for name in OPTIONAL_SCALES}
+    return replace(scales, **{name: replace(sc, budgets=_parsed(sc.budgets, f"{where}.scales.{name}.budgets"))
+                              for name, sc in chosen.items() if sc is not None and sc.budgets is not None})
+
+
 def _parse_group(raw: object, where: str) -> Group:
     """One trial group, its per-method rules checked."""
     if not isinstance(raw, dict):
@@ -180,9 +188,19 @@ def _parse_group(raw: object, where: str) -> Group:
     budgets = raw.get("budgets")
     group = from_dict(Group, {**raw, "budgets": None}, where)
     if budgets is not None:
-        group = replace(group, budgets=from_dict(Budgets, budgets, f"{where}.budgets"))
+        labels = from_dict(Budgets, budgets, f"{where}.budgets")
+        group = replace(group, budgets=Budgets(**{s: _parsed(getattr(labels, s), f"{where}.budgets.{s}")
+                                                  for s in SCALES}))
     _check_group(group, where)
     return group
+
+
+def _parsed(labels: tuple[str, ...], where: str) -> tuple[Budget, ...]:
+    """YAML budget labels parsed, here and once; a bad one is one line naming where it is."""
+    try:
+        return tuple(Budget.parse(label) for label in labels)
+    except BudgetError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _check_group(g: Group, where: str) -> None:
@@ -209,11 +227,6 @@ def _check_group(g: Group, where: str) -> None:
             raise ConfigError(f"{where}.budgets.{scale}: needs at least one label")
         if len(labels) > 1 and "budget" not in names:
             raise ConfigError(f"{where}.id: {g.id!r} needs {{budget}} to tell its budgets apart")
-        for label in labels:
-            try:
-                check_budget(label)
-            except BudgetError as e:
-                raise ConfigError(f"{where}.budgets.{scale}: {e}") from None
 
 
 # --- expansion ----------------------------------------------------------------------------
@@ -235,11 +248,6 @@ def _check_optional_scales(exp: Experiment, where: str) -> None:
             raise ConfigError(f"{where}.scales.{scale}.budgets: the nasib groups need budget labels at this scale")
         if labels and not budgeted:
             raise ConfigError(f"{where}.scales.{scale}.budgets: no group of this config takes a budget")
-        for label in labels or ():
-            try:
-                check_budget(label)
-            except BudgetError as e:
-                raise ConfigError(f"{where}.scales.{scale}.budgets: {e}") from None
 
 
 def scale_of(exp: Experiment, scale: str) -> Scale:
@@ -249,7 +257,7 @@ def scale_of(exp: Experiment, scale: str) -> Scale:
     return getattr(exp.scales, scale)
 
 
-def _budgets(g: Group, sc: Scale, scale: str) -> tuple[str | None, ...]:
+def _budgets(g: Group, sc: Scale, scale: str) -> tuple[Budget | None, ...]:
     """A group's budget labels at a scale (an optional scale gives its own), or (None,) without budgets."""
     if not g.budgets:
         return (None,)
@@ -283,7 +291,7 @@ def _check_unique_ids(exp: Experiment, plans: list[TrialPlan]) -> None:
                               f"make the id templates distinct")
 
 
-def _plan(exp: Experiment, g: Group, sc: Scale, results: Path, budget: str | None, seed: int,
+def _plan(exp: Experiment, g: Group, sc: Scale, results: Path, budget: Budget | None, seed: int,
           where: str) -> TrialPlan:
     """One trial of a group."""
     strategy = (g.strategy or "nasib") if g.method == "nasib" else None

@@ -1,6 +1,8 @@
 """The epoch driver every search and retraining shares: resume, checkpoint, progress, divergence.
 
-A searcher implements the small `Searcher` protocol; this module owns everything that
+A searcher implements the small `Searcher` protocol; the loop runs epochs while its
+`EpochClock` lets them start (a budget, `nasib.clock.BudgetClock`; else the searcher's own
+count), as Lightning's Trainer runs under a `Timer`. This module owns everything that
 must behave the same for all of them: the lock, exact resume from `checkpoint.pt`,
 fsynced epoch records, `result.json` last, a clean stop on Ctrl-C, and `diverged`.
 A resume, and a start-over of a folder that already holds records, must pass the same
@@ -69,6 +71,53 @@ class Searcher(Protocol):
     def run_epoch(self, epoch: int) -> dict: ...  # train + evaluate one epoch, return its record fields
 
     def finish(self, trial: Trial, epochs: list[dict]) -> dict: ...  # write method records, result fields
+
+
+class EpochClock(Protocol):
+    """The limit the loop runs epochs under; it is handed measurements and never calls the searcher."""
+
+    @property
+    def started(self) -> bool: ...  # False until it has the timing run it plans from
+
+    @property
+    def planned_epochs(self) -> int: ...  # current plan, for progress display
+
+    def start(self, measured: object) -> None: ...  # plan from a `TimedSearcher.measure_epoch()`
+
+    def may_start(self, epoch: int) -> bool: ...  # whether `epoch` may run
+
+
+class TimedSearcher(Searcher, Protocol):
+    """A searcher whose clock plans from a timing run."""
+
+    def measure_epoch(self) -> object: ...  # time an epoch on this machine (state restored)
+
+
+class _Counted:
+    """The clock of a searcher that counts its own epochs (ENAS, retraining)."""
+
+    started = True
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+
+    @property
+    def planned_epochs(self) -> int:
+        """The searcher's count."""
+        return self.searcher.planned_epochs()
+
+    def start(self, measured: object) -> None:
+        """Nothing to plan."""
+
+    def may_start(self, epoch: int) -> bool:
+        """Until the searcher is done."""
+        return not self.searcher.done(epoch)
+
+
+def start_clock(clock: EpochClock, searcher: TimedSearcher) -> None:
+    """Hand a clock with no plan yet the searcher's timing run (the explicit step before the first epoch)."""
+    if not clock.started:
+        clock.start(searcher.measure_epoch())
 
 
 def check_finite(record: dict, epoch: int) -> None:
@@ -239,13 +288,15 @@ def _note_moved_data(trial: Trial, old: dict, meta: dict, start: int) -> None:
          f"recorded in {CONFIG}")
 
 
-def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> tuple[float, int]:
-    """Run epochs until the searcher is done; returns (checkpoint seconds waited for, epochs in all)."""
+def _epochs(trial: Trial, searcher: Searcher, clock: EpochClock, start: int,
+            wall0: float) -> tuple[float, int]:
+    """Run epochs while the clock lets them start; returns (checkpoint seconds waited for, epochs in all)."""
+    start_clock(clock, searcher)
     t_run, ckpt_s, epoch = time.perf_counter(), 0.0, start
-    progress, writer = Progress(start, searcher.planned_epochs(), trial.path), CheckpointWriter(trial)
+    progress, writer = Progress(start, clock.planned_epochs, trial.path), CheckpointWriter(trial)
     try:
-        while not searcher.done(epoch):
-            ckpt_s += _one_epoch(trial, searcher, writer, epoch, wall0, t_run, progress)
+        while clock.may_start(epoch):
+            ckpt_s += _one_epoch(trial, searcher, clock, writer, epoch, wall0, t_run, progress)
             epoch += 1
     finally:
         progress.close()
@@ -255,8 +306,8 @@ def _epochs(trial: Trial, searcher: Searcher, start: int, wall0: float) -> tuple
     return ckpt_s, epoch
 
 
-def _one_epoch(trial: Trial, searcher: Searcher, writer: CheckpointWriter, epoch: int, wall0: float,
-               t_run: float, progress: Progress) -> float:
+def _one_epoch(trial: Trial, searcher: Searcher, clock: EpochClock, writer: CheckpointWriter, epoch: int,
+               wall0: float, t_run: float, progress: Progress) -> float:
     """Run, record and checkpoint one epoch; returns what the checkpoint cost this thread (the write
     itself overlaps the next epoch, which the budget's clock and the next epoch's time then include)."""
     t0 = time.perf_counter()
@@ -268,16 +319,18 @@ def _one_epoch(trial: Trial, searcher: Searcher, writer: CheckpointWriter, epoch
     trial.append_epoch(rec)  # before the checkpoint: a crash between them drops this line on resume
     writer.save({"format": FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
                  "searcher": searcher.state_dict(), "rng": rng_state()})
-    progress.update(rec, searcher.planned_epochs())
+    progress.update(rec, clock.planned_epochs)
     return time.perf_counter() - now
 
 
-def run_trial(trial: Trial, searcher: Searcher, meta: dict, lock: TrialLock | None = None) -> dict:
-    """Run (or resume) a trial to its end and return what result.json holds (`lock`: one already held)."""
+def run_trial(trial: Trial, searcher: Searcher, meta: dict, lock: TrialLock | None = None,
+              clock: EpochClock | None = None) -> dict:
+    """Run (or resume) a trial to its end and return what result.json holds (`lock`: one already held;
+    `clock`: the limit its epochs run under, None: the searcher's own count)."""
     trial.prepare()
     with lock or TrialLock(trial):
         try:
-            return _run_locked(trial, searcher, meta)
+            return _run_locked(trial, searcher, meta, clock or _Counted(searcher))
         except KeyboardInterrupt:
             if trial.finished:  # the stop came after result.json landed
                 raise Interrupted(f"interrupted; {trial.path} was already finished (result.json is "
@@ -286,7 +339,7 @@ def run_trial(trial: Trial, searcher: Searcher, meta: dict, lock: TrialLock | No
                               f"run the same command to resume") from None
 
 
-def _run_locked(trial: Trial, searcher: Searcher, meta: dict) -> dict:
+def _run_locked(trial: Trial, searcher: Searcher, meta: dict, clock: EpochClock) -> dict:
     """run_trial's work once the folder is ours: check, resume, run the epochs, write the results."""
     trial.remove_stale_temps()
     damage = trial.damage()
@@ -295,7 +348,7 @@ def _run_locked(trial: Trial, searcher: Searcher, meta: dict) -> dict:
     start, wall0 = _resume(trial, searcher, meta)
     base = {k: meta.get(k) for k in ("trial_id", "method", "space", "seed", "budget_s")}
     try:
-        ckpt_s, end = _epochs(trial, searcher, start, wall0)
+        ckpt_s, end = _epochs(trial, searcher, clock, start, wall0)
     except Diverged as e:
         return _diverged(trial, base, e)
     epochs = _whole_log(trial, end)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from contract.budget import Budget, budget_record
 from nascore.data import DataConfig, Splits, load_splits, resolve_root
 from nascore.lock import TrialLock
-from nascore.loop import Interrupted, RunSpec, Searcher, run_trial
+from nascore.loop import EpochClock, Interrupted, RunSpec, Searcher, run_trial, start_clock
 from nascore.records import Trial
 from nascore.runtime import resolve_device, seed_everything
 from nascore.trial import (
@@ -43,14 +44,15 @@ class Recipe:
     build: Callable[[Splits, torch.device], Searcher]  # the searcher, once the data and device are known
     batch_size: int  # named by the out-of-memory hint
     layers: int  # named by the out-of-memory hint
-    budget_s: float | None = None  # the wall-clock budget in seconds, when there is one
-    budget_label: str | None = None  # the budget as it was written
+    budget: Budget | None = None  # the search budget, when there is one (config.json: budget_s, budget_label)
+    clock: EpochClock | None = None  # the limit the epochs run under (a budget); None: the searcher's count
     extra: dict = field(default_factory=dict)  # more config.json fields (branch mode, source architecture)
 
     @property
     def identity(self) -> dict:
         """What a finished trial must share with this request to be skipped."""
-        return {"method": self.method, "space": self.space, "preset": self.preset, "budget_s": self.budget_s}
+        return {"method": self.method, "space": self.space, "preset": self.preset,
+                "budget_s": budget_record(self.budget)["budget_s"]}
 
 
 def data_location(spec: RunSpec) -> dict:
@@ -103,13 +105,14 @@ def _run(spec: RunSpec, recipe: Recipe) -> dict | None:
             return None
         device, splits, searcher = _start(spec, recipe)
         if spec.force and state != "new":
-            searcher.done(0)  # a budgeted search measures and plans here: a budget too small fails now
+            if recipe.clock is not None:
+                start_clock(recipe.clock, searcher)  # a budget plans here: one too small fails before the move
             lock, moved = move_aside(trial, lock)
         meta = trial_meta(spec, device, splits.source, method=recipe.method, space=recipe.space,
-                          preset=recipe.preset, config=recipe.config, budget_s=recipe.budget_s,
-                          budget_label=recipe.budget_label, **recipe.extra)
+                          preset=recipe.preset, config=recipe.config, **budget_record(recipe.budget),
+                          **recipe.extra)
         running = True
-        return run_trial(trial, searcher, meta, lock)
+        return run_trial(trial, searcher, meta, lock, recipe.clock)
     except KeyboardInterrupt:  # start-up, or run_trial outside its epoch loop: say what is on disk
         raise Interrupted(kept_line(trial, not running, moved)) from None
     finally:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from contract.budget import Budget, BudgetError
 from nascore.cli import (
     CONTEXT,
     begin,
@@ -33,16 +34,13 @@ def cli() -> None:
 
 
 def _budget_option(ctx, param, value):
-    """Check a budget such as 2h early, so a typo fails before anything loads."""
+    """Parse a budget such as 2h here, once: a typo fails before anything loads, and the value travels on."""
     if value is None:
         return None
-    from nasib.budget_forms import BudgetError, check_budget
-
     try:
-        check_budget(value)
+        return Budget.parse(value)
     except BudgetError as e:
         raise click.BadParameter(str(e)) from None
-    return value
 
 
 def _priors_option(ctx, param, values):

@@ -18,8 +18,8 @@ An epoch is charged the larger of the time the caller measured and the planner's
 since the previous epoch ended, so evaluation and checkpoints between epochs count too.
 
 Guarantees. The search ends inside the budget as long as no single epoch runs longer
-than the current estimate plus the reserve; the search loop may also poll `time_up`
-to cut an epoch short. Every plan ends at p = k, but a slow-down beyond the safety
+than the current estimate plus the reserve; the budget clock (`nasib.clock`) also cuts an
+epoch short when a step would reach into the reserve. Every plan ends at p = k, but a slow-down beyond the safety
 factor can remove epochs that were planned after the current one: the search then
 ends early, at the p it had reached (p never rises, and the budget wins over k).
 
@@ -43,18 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# How budgets are written lives in budget_forms; its names are re-exported here for callers of this module.
-from nasib.budget_forms import (  # noqa: E402, F401
-    ACCEPTED,
-    MAX_BUDGET_S,
-    MAX_EPOCHS,
-    BudgetError,
-    BudgetTooSmall,
-    _shown,
-    check_budget,
-    parse_budget,
-    target_epochs,
-)
+from contract.budget import MAX_EPOCHS, Budget, BudgetError, BudgetTooSmall
 from nasib.pauses import PauseWatch
 
 
@@ -69,10 +58,11 @@ def budget_for_epochs(n: int, epoch_s: float, used_s: float = 0.0, extra_reserve
     return max(need + 1.0, need / 0.99)
 
 
-def resolve_budget(text: str, epoch_s: float, used_s: float, extra_reserve_s: float) -> float:
-    """Seconds of a budget label once an epoch has been measured (target epochs turn into time here)."""
-    n = target_epochs(text)
-    return parse_budget(text) if n is None else budget_for_epochs(n, epoch_s, used_s, extra_reserve_s)
+def resolve_budget(budget: Budget, epoch_s: float, used_s: float, extra_reserve_s: float) -> float:
+    """Seconds of a budget once an epoch has been measured (target epochs turn into time here)."""
+    if budget.epochs is None:
+        return budget.wall_seconds()
+    return budget_for_epochs(budget.epochs, epoch_s, used_s, extra_reserve_s)
 
 
 def _check_k(k: float) -> None:
@@ -254,11 +244,6 @@ class FixedSchedule(_EpochPlan):
         """No budget: always infinite."""
         return math.inf
 
-    @property
-    def time_up(self) -> bool:
-        """Never: a fixed schedule does not watch the clock."""
-        return False
-
     def start(self, measured_epoch_s: float | None = None) -> None:
         """Nothing to plan; accepted so callers treat both plan kinds alike."""
 
@@ -298,11 +283,6 @@ class BudgetPlanner(_EpochPlan):
     def left_s(self) -> float:
         """Budget seconds not yet used (the reserve included; negative when over)."""
         return self.config.budget_s - self.used_s
-
-    @property
-    def time_up(self) -> bool:
-        """True once only the reserve is left: a search loop may stop mid-epoch."""
-        return self.left_s <= self.config.reserve
 
     def estimate_s(self) -> float:
         """Expected seconds of the next epoch: max(last, recent mean) times the safety factor."""
@@ -390,11 +370,16 @@ class BudgetPlanner(_EpochPlan):
             self._replan()
 
 
+def summarize(planner: BudgetPlanner, epoch_s: float) -> dict[str, Any]:
+    """What a started plan buys: epochs, beta and the p schedule (`nasib plan` shows it)."""
+    n, config = planner.planned_epochs, planner.config
+    return {"budget_s": config.budget_s, "used_s": planner.used_s, "reserve_s": config.reserve,
+            "epoch_s": epoch_s, "estimate_s": planner.estimate_s(), "n": n, "k": config.k,
+            "beta": beta_for(n, config.k), "schedule": planner.schedule}
+
+
 def plan_summary(config: BudgetConfig, epoch_s: float, used_s: float = 0.0) -> dict[str, Any]:
     """What a budget buys for a measured epoch time: epochs, beta and the p schedule."""
     planner = BudgetPlanner(config, clock=lambda: 0.0, used_s=used_s)
     planner.start(epoch_s)
-    n = planner.planned_epochs
-    return {"budget_s": config.budget_s, "used_s": used_s, "reserve_s": config.reserve,
-            "epoch_s": epoch_s, "estimate_s": planner.estimate_s(), "n": n, "k": config.k,
-            "beta": beta_for(n, config.k), "schedule": planner.schedule}
+    return summarize(planner, epoch_s)

@@ -19,13 +19,13 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from contract.budget import Budget
 from nascore.bn import DEFAULT_RULE, check_rule
 from nascore.config import deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
 from nascore.names import SCALES as PRESETS
 from nascore.names import STRATEGIES
 from nascore.spaces import SPACE_NAMES, get_space, planted_space
-from nasib.budget_forms import check_budget
 from nasib.policy import ALPHA_OPTIMIZERS
 
 ALPHA_LR = 0.02  # default alpha Adam rate: chosen by the planted-op check (docs/nasib.md, the alpha optimiser)
@@ -68,7 +68,9 @@ class NasibSearchConfig:
     priors: dict[str, float] = field(default_factory=dict)  # initial alpha per named op (others 0)
     strategy: str = "nasib"  # nasib (two-path), random, darts (first order) or snas; darts/snas need <= 10 ops
     epochs: int | None = None  # fixed number of epochs (bypasses the budget); exactly one of epochs/budget
-    budget: str | None = "2h"  # wall-clock budget such as "90s", "45m", "2h", "1.5d"
+    # Wall-clock budget ("90s", "45m", "2h", "1.5d") or target epochs ("25ep"), parsed once (contract.budget);
+    # a Budget is its text, so config.json records it as written.
+    budget: Budget | None = Budget.parse("2h")
     num_samples: int = 50  # architectures sampled into samples.json at the end
     eval_batch_size: int = 256  # batch of the per-epoch validation pass (no gradients)
     warmup_steps: int | None = None  # untimed steps before timing; None: ceil(ops/2), so every op has run
@@ -77,11 +79,6 @@ class NasibSearchConfig:
 
     def __post_init__(self) -> None:
         _check(self)
-
-    @property
-    def budget_s(self) -> float | None:
-        """The budget in seconds; None in fixed-epochs mode or for target epochs ('25ep', set after timing)."""
-        return None if self.budget is None else check_budget(self.budget)
 
     def op_names(self) -> tuple[str, ...]:
         """The candidate ops of the configured space (with noise in place of all but `planted`)."""
@@ -129,8 +126,8 @@ def _check(cfg: NasibSearchConfig) -> None:
                          f"budget={cfg.budget!r}")
     if cfg.epochs is not None and cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-    if cfg.budget is not None:
-        check_budget(cfg.budget)  # BudgetError lists the accepted forms
+    if cfg.budget is not None and not isinstance(cfg.budget, Budget):
+        raise ValueError(f"budget must be a parsed Budget (Budget.parse), got {cfg.budget!r}")
     if cfg.strategy not in STRATEGIES:  # the names module lists the registry's names (a test ties them)
         raise ValueError(f"unknown strategy {cfg.strategy!r}; valid: {', '.join(STRATEGIES)}")
     for op, value in cfg.priors.items():
@@ -151,21 +148,24 @@ def preset(name: str, space: str = "superkernel") -> NasibSearchConfig:
                                  data=DataConfig(valid_size=200, train_size=1000))
     if name == "quick":
         # The paper's network and data, a 15-minute budget.
-        return NasibSearchConfig(space=space, budget="15m")
+        return NasibSearchConfig(space=space, budget=Budget.parse("15m"))
     if name == "paper":
         # Table 1: 1.5 GPU-days of search on one V100.
-        return NasibSearchConfig(space=space, budget="36h")
+        return NasibSearchConfig(space=space, budget=Budget.parse("36h"))
     raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
 
 
 def apply_overrides(cfg: NasibSearchConfig, overrides: dict | None) -> NasibSearchConfig:
     """`cfg` with `overrides` laid on strictly (unknown keys fail; `data`/`augment` merge key by key).
 
-    Setting `budget` clears `epochs` and the other way round, so either can override a preset.
+    Setting `budget` clears `epochs` and the other way round, so either can override a preset. A budget
+    given as text (YAML, JSON, a test) is parsed here, the edge where a config is built; a `Budget` passes.
     """
     if not overrides:
         return cfg
     changes = dict(overrides)
+    if isinstance(changes.get("budget"), str):
+        changes["budget"] = Budget.parse(changes["budget"])  # BudgetError lists the accepted forms
     if changes.get("budget") is not None and "epochs" not in changes:
         changes["epochs"] = None
     if changes.get("epochs") is not None and "budget" not in changes:

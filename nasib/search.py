@@ -8,13 +8,13 @@ held-out batches); then the validation accuracy of the network the strategy favo
 Host syncs: the sampled indices once per step (python picks the modules), losses and
 accuracies once per epoch.
 
-Budget: the search clock starts when `search_trial` is called, so loading data, building
-the supernet, the timing run, every epoch, checkpoints, derivation and writing records are
-all charged. The timing run takes real steps (warm-up, then timed weight steps, alpha steps
-and evaluation batches, and one checkpoint serialisation) on the live state and restores
-that state and every RNG afterwards. The planner (`nasib.budget`) turns the measured epoch
-into n epochs, re-plans after every epoch, and the loop stops an epoch early when only the
-reserve is left; the reserve also covers the strategy's derivation passes.
+Budget: the search measures and runs epochs; the budget clock (`nasib.clock`) owns the
+budget. It starts counting when `search_trial` is called, so loading data, building the
+supernet, the timing run, every epoch, checkpoints, derivation and writing records are all
+charged. The timing run (`measure_epoch`) takes real steps (warm-up, then timed weight steps,
+alpha steps and evaluation batches, and one checkpoint serialisation) on the live state and
+restores that state and every RNG afterwards; the shared loop hands it to the clock, which
+plans the epochs, re-plans after every epoch and says when an epoch must stop early.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from nascore.recipe import Recipe, data_location, run_recipe
 from nascore.records import Trial, snapshot
 from nascore.runtime import rng_state, set_rng_state, sync
 from nascore.schedules import cosine
-from nasib.budget import BudgetConfig, BudgetPlanner, FixedSchedule, resolve_budget
+from nasib.clock import BudgetClock, Measured
 from nasib.presets import NasibSearchConfig, apply_overrides
 from nasib.presets import preset as get_preset
 from nasib.strategies import Ops, get_strategy
@@ -60,8 +60,9 @@ class NasibSearch:
     """A `nascore.loop.Searcher`: supernet weights, strategy, schedule and budget of one search."""
 
     def __init__(self, cfg: NasibSearchConfig, splits: Splits, device: torch.device, seed: int,
-                 clock: Callable[[], float] = time.monotonic, used_s: float = 0.0):
-        self.cfg, self.device, self.clock = cfg, device, clock
+                 clock: Callable[[], float] = time.monotonic, used_s: float = 0.0,
+                 budget: BudgetClock | None = None):
+        self.cfg, self.device = cfg, device
         self.op_names = cfg.op_names()
         torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark and cfg.cudnn_autotune
         self.model = Supernet(self.op_names, cfg.channels, cfg.layers).to(device)
@@ -78,33 +79,22 @@ class NasibSearch:
         self.eval_loader = DeviceLoader(splits.valid, cfg.eval_batch_size, device, mean, std, shuffle=False,
                                  drop_last=False)
         self.counts = batch_counts(len(splits.train), len(splits.valid), cfg)
-        self._budget_t0 = clock() - used_s  # when the budget started counting
-        self.timing: dict[str, float] | None = None
-        self.reserve_s: float | None = None
-        self.budget_s = cfg.budget_s  # seconds; a target-epochs budget ('25ep') gets them from the timing run
-        self.planner: BudgetPlanner | FixedSchedule | None = None
-        if cfg.epochs is not None:
-            self.planner = FixedSchedule(cfg.epochs, cfg.k, clock)
+        # The budget (or the --epochs count) lives in one clock, which the loop holds too.
+        self.budget = budget or BudgetClock(cfg.budget, cfg.k, cfg.epochs, clock, used_s)
 
     # ---- the Searcher protocol -------------------------------------------------------------
     def done(self, epoch: int) -> bool:
-        """True once the plan is run; the first call of a budgeted search measures and plans."""
-        if self.planner is None:
-            self._start_budget()
-        elif self.cfg.budget is not None:
-            before = self.planner.pauses.count
-            self.planner.resync()  # a pause since the last epoch re-plans before this one starts
-            self._say_pauses(before)
-        return self.planner.done or epoch >= self.planner.planned_epochs
+        """True when the clock lets `epoch` not start (a budget must have its timing run first)."""
+        return not self.budget.may_start(epoch)
 
     def planned_epochs(self) -> int:
         """Epochs in the current plan (0 before a budgeted search has measured)."""
-        return 0 if self.planner is None else self.planner.planned_epochs
+        return self.budget.planned_epochs
 
     def run_epoch(self, epoch: int) -> dict:
-        """Train weights (and alphas), evaluate, re-plan; returns the epoch's record fields."""
-        t0, before = self.clock(), self.planner.pauses.count
-        p, total = self.planner.p_for(epoch), self.planner.planned_epochs
+        """Train weights (and alphas), evaluate; hands the clock the epoch's time; returns its record fields."""
+        t0 = self.budget.now()
+        p, total = self.budget.begin_epoch(epoch)
         lr, alpha_lr = self._set_lrs(epoch, total)
         self.strategy.set_epoch(epoch, total)
         loss, acc, seen, cut = self._train_epoch(epoch, p, total)
@@ -115,8 +105,7 @@ class NasibSearch:
         stats = torch.stack([loss / seen, acc / seen, *(c / n_eval for c in correct)]).tolist()
         fields = self.strategy.epoch_fields()
         sync(self.device)
-        self.planner.end_epoch(epoch, self.clock() - t0)
-        self._say_pauses(before)
+        budget_fields = self.budget.end_epoch(epoch, self.budget.now() - t0)
         rec = {"train_loss": stats[0], "train_acc": stats[1], "valid_acc": stats[2], "lr": lr}
         if len(stats) > 3:
             rec["valid_acc_sampled"] = stats[3]
@@ -125,7 +114,7 @@ class NasibSearch:
         if self.strategy.uses_p_explore:
             rec["p_explore"] = p
         rec.update(fields)
-        rec.update(self._budget_fields())
+        rec.update(budget_fields)
         if cut:
             rec["cut_short"] = True  # the budget's reserve was reached inside this epoch
         return rec
@@ -144,36 +133,21 @@ class NasibSearch:
         alphas = self.strategy.alphas_record()
         if alphas is not None:
             trial.write_json("alphas.json", alphas)
-        accs = [e["valid_acc"] for e in epochs]
-        used, budgeted = self.planner.used_s, self.cfg.budget is not None
+        accs, budget = [e["valid_acc"] for e in epochs], self.budget.result_fields()
         return {"final_valid_acc": accs[-1] if accs else None, "best_valid_acc": max(accs) if accs else None,
-                "gpu_days": used / 86400 if self.device.type == "cuda" else None, "device": str(self.device),
-                "params": count_params(FixedNet(arch)), "num_ops": len(self.op_names),
-                "budget_s": self.budget_s, "budget_used_s": used,
-                "pauses": self.planner.pauses.count if budgeted else None,  # None: --epochs does not watch
-                "paused_s": self.planner.pauses.seconds if budgeted else None,
-                "planned_epochs": self.planner.planned_epochs,
-                "realised_epochs": len(epochs), "measured_epoch_s": (self.timing or {}).get("epoch_s"),
-                "arch": names}
+                "gpu_days": budget["budget_used_s"] / 86400 if self.device.type == "cuda" else None,
+                "device": str(self.device), "params": count_params(FixedNet(arch)), "num_ops": len(self.op_names),
+                **budget, "realised_epochs": len(epochs),
+                "measured_epoch_s": (self.budget.timing or {}).get("epoch_s"), "arch": names}
 
     def state_dict(self) -> dict:
-        """Weights, optimizers, strategy, sampling RNG and the plan (with the seconds used)."""
-        plan = None if self.planner is None else self.planner.state_dict()  # None: not measured yet
-        return {**self._train_state(), "planner": plan, "reserve_s": self.reserve_s, "timing": self.timing,
-                "budget_s": self.budget_s}
+        """Weights, optimizers, strategy, sampling RNG and the budget clock's state (with the seconds used)."""
+        return {**self._train_state(), **self.budget.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resume exactly; the planner does not charge the time between the kill and now."""
+        """Resume exactly; the clock does not charge the time between the kill and now."""
         self._load_train_state(state)
-        self.timing, self.reserve_s = state["timing"], state["reserve_s"]
-        self.budget_s = state.get("budget_s", self.budget_s)
-        if state["planner"] is None:
-            return
-        if self.cfg.epochs is None and self.planner is None:
-            self.planner = BudgetPlanner(self._budget_config(), self.clock)
-        self.planner.load_state_dict(state["planner"])
-        if self.cfg.budget is not None:
-            self.planner.charge(self.clock() - self._budget_t0)  # this run's own start-up (data, build, load)
+        self.budget.load_state_dict(state)
 
     # ---- steps ------------------------------------------------------------------------------
     def _set_lrs(self, t: float, total: int) -> tuple[float, float]:
@@ -213,7 +187,7 @@ class NasibSearch:
         held_out = forever(self.valid_loader)
         loss = torch.zeros((), device=self.device)
         hits = torch.zeros((), device=self.device)
-        seen, cut, t0 = 0, False, self.clock()
+        seen, cut, t0 = 0, False, self.budget.now()
         for b, (x, y) in enumerate(self.train_loader):
             self._set_lrs(epoch + b / n_tr, total)
             alpha_after = (b + 1) * n_va // n_tr - b * n_va // n_tr
@@ -222,9 +196,9 @@ class NasibSearch:
             for _ in range(alpha_after):
                 xv, yv = next(held_out)
                 self.strategy.alpha_step(self.model, xv, yv, p, self.generator)
-            now = self.clock()  # step to step, so a pause while the next batch loads is seen too
+            now = self.budget.now()  # step to step, so a pause while the next batch loads is seen too
             step_s, t0 = now - t0, now
-            if self._out_of_time(step_s) and b + 1 < n_tr:
+            if self.budget.must_stop(step_s) and b + 1 < n_tr:
                 cut = True
                 break
         return loss, hits, seen, cut
@@ -239,16 +213,6 @@ class NasibSearch:
         """Alpha steps in an epoch of `n_train` weight steps (held-out batches cycle when they run out)."""
         rate = self._alpha_steps()
         return n_valid if rate is None else round(rate * n_train)
-
-    def _out_of_time(self, step_s: float) -> bool:
-        """True when another step plus the evaluation would eat into the reserve (host time of a
-        step is its real time: the next draw's .tolist() waits for the device)."""
-        if self.cfg.budget is None:
-            return False
-        timing = self.timing or {}
-        work = self.planner.step(step_s)  # a pause inside is charged by left_s, not projected onto the next step
-        ahead = work + timing.get("eval_pass_s", 0.0) + timing.get("checkpoint_s", 0.0)
-        return self.planner.left_s - self.reserve_s < ahead
 
     @torch.no_grad()
     def _correct(self, choose: Callable[[], tuple[Ops, torch.Tensor | None]]) -> torch.Tensor:
@@ -269,41 +233,19 @@ class NasibSearch:
         """Held-out accuracy of one fixed choice of ops (summed)."""
         return (self._correct(lambda: (ops, None)) / len(self.eval_loader.split)).item()
 
-    # ---- budget -----------------------------------------------------------------------------
-    def _budget_config(self) -> BudgetConfig:
-        """The planner's settings: the budget, k, and a reserve that covers derivation passes."""
-        return BudgetConfig(self.budget_s, k=self.cfg.k, reserve_s=self.reserve_s)
-
-    def _start_budget(self) -> None:
-        """Measure an epoch on this machine, then plan the epochs that fit the budget."""
-        t0 = self.clock()
-        print("timing run: measuring weight steps, alpha steps, evaluation and a checkpoint on this machine "
-              "(charged to the budget) ...", file=sys.stderr, flush=True)
-        self.timing = self.measure()
-        print(f"timing run: {self.clock() - t0:.1f}s; one epoch here takes about {self.timing['epoch_s']:.1f}s",
-              file=sys.stderr, flush=True)
-        extra = self.strategy.finish_passes * self.timing["eval_pass_s"] * 1.1
-        self.budget_s = resolve_budget(self.cfg.budget, self.timing["epoch_s"], self.clock() - self._budget_t0, extra)
-        base = BudgetConfig(self.budget_s, k=self.cfg.k).reserve  # max(1% of the budget, 1 s)
-        self.reserve_s = base + extra
-        self.planner = BudgetPlanner(self._budget_config(), self.clock, used_s=self.clock() - self._budget_t0)
-        t = self.timing
-        self.planner.start(t["epoch_s"], t["weight_s"] + t["alpha_s"] * t["alpha_steps"] / self.counts["train"])
-
-    def _say_pauses(self, before: int) -> None:
-        """One stderr line once the plan has taken in pauses told apart since `before` (records count them too)."""
-        watch, plan = self.planner.pauses, self.planner
-        if watch.count > before:
-            print(f"paused: {watch.count} pause(s), {watch.seconds:.1f}s in all, charged to the budget; re-planned "
-                  f"to {plan.planned_epochs} epochs with {plan.left_s:.0f}s left", file=sys.stderr, flush=True)
-
-    def _budget_fields(self) -> dict:
-        """Budget record fields; without a budget (--epochs) there is no budget_left_s."""
-        fields = {"budget_used_s": self.planner.used_s, "planned_epochs": self.planner.planned_epochs}
-        if self.cfg.budget is not None:
-            fields.update(budget_left_s=self.planner.left_s, pauses=self.planner.pauses.count,
-                          paused_s=self.planner.pauses.seconds)
-        return fields
+    # ---- timing run ------------------------------------------------------------------------
+    def measure_epoch(self, counts: dict[str, int] | None = None, say: bool = True) -> Measured:
+        """The timing run, as the budget clock takes it (`say`: the two stderr lines a search prints)."""
+        t0, counts = self.budget.now(), counts or self.counts
+        if say:
+            print("timing run: measuring weight steps, alpha steps, evaluation and a checkpoint on this machine "
+                  "(charged to the budget) ...", file=sys.stderr, flush=True)
+        t = self.measure(counts)
+        if say:
+            print(f"timing run: {self.budget.now() - t0:.1f}s; one epoch here takes about {t['epoch_s']:.1f}s",
+                  file=sys.stderr, flush=True)
+        return Measured(t, t["weight_s"] + t["alpha_s"] * t["alpha_steps"] / counts["train"],
+                        self.strategy.finish_passes * t["eval_pass_s"])
 
     def measure(self, counts: dict[str, int] | None = None) -> dict[str, float]:
         """Seconds per weight step, alpha step and eval batch, and the projected epoch (state restored)."""
@@ -388,11 +330,12 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
     over = dict(overrides or {})
     over["data"] = {**(over.get("data") or {}), **data_location(spec)}
     cfg = apply_overrides(get_preset(preset, space), over)
+    budget = BudgetClock(cfg.budget, cfg.k, cfg.epochs, used_s=time.monotonic() - t_start)
 
     def build(splits: Splits, device: torch.device) -> NasibSearch:
-        return NasibSearch(cfg, splits, device, spec.seed, used_s=time.monotonic() - t_start)
+        return NasibSearch(cfg, splits, device, spec.seed, budget=budget)
 
     return run_recipe(spec, Recipe(
         method=get_strategy(cfg.strategy).name, space=cfg.space, preset=preset, config=asdict(cfg),
-        data=cfg.data, build=build, batch_size=cfg.batch_size, layers=cfg.layers, budget_s=cfg.budget_s,
-        budget_label=cfg.budget))
+        data=cfg.data, build=build, batch_size=cfg.batch_size, layers=cfg.layers, budget=cfg.budget,
+        clock=budget))
