@@ -1,4 +1,4 @@
-"""Budget parsing, the exploration schedule and the re-planning budget planner."""
+"""Budget parsing (contract.budget), the exploration schedule and the re-planning budget planner."""
 
 from __future__ import annotations
 
@@ -11,18 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.budget import MAX_BUDGET_S, MAX_EPOCHS, Budget, BudgetError, BudgetTooSmall
 from nasib.budget import (
-    MAX_BUDGET_S,
     BudgetConfig,
-    BudgetError,
     BudgetPlanner,
-    BudgetTooSmall,
     FixedSchedule,
     beta_for,
     exploration_schedule,
-    parse_budget,
     plan_summary,
 )
+
+
+def parse_budget(text: str) -> float:
+    """The seconds of a wall-clock budget, read by the one parser."""
+    return Budget.parse(text).wall_seconds()
 
 
 class FakeClock:
@@ -65,7 +67,7 @@ def assert_schedule_ok(schedule: list[float], k: float) -> None:
     assert all(a >= b for a, b in pairwise(schedule))
 
 
-# --- parse_budget ----------------------------------------------------------------------
+# --- Budget.parse ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, seconds", [
     ("90s", 90.0), ("45m", 2700.0), ("2h", 7200.0), ("1.5d", 129600.0), ("3600", 3600.0),
@@ -91,10 +93,12 @@ def test_parse_budget_bad(text: str) -> None:
 @given(st.text())
 def test_parse_budget_total(text: str) -> None:
     try:
-        value = parse_budget(text)
+        value = Budget.parse(text)
     except BudgetError:
         return
-    assert math.isfinite(value) and value > 0
+    assert value == text and (value.seconds is None) != (value.epochs is None)
+    assert (math.isfinite(value.seconds) and value.seconds > 0) if value.epochs is None else \
+        1 <= value.epochs <= MAX_EPOCHS
 
 
 @given(st.floats(min_value=1e-3, max_value=1e6), st.sampled_from(["s", "m", "h", "d", ""]))
@@ -334,12 +338,12 @@ def test_misuse_errors() -> None:
         planner.end_epoch(0, float("nan"))
 
 
-def test_time_up_and_left() -> None:
+def test_time_left() -> None:
     clock = FakeClock()
     planner = started(100.0, 10.0, clock)
-    assert planner.left_s == 90.0 and not planner.time_up
+    assert planner.left_s == 90.0
     clock.advance(89.5)
-    assert planner.time_up
+    assert planner.left_s == 0.5  # whether that is out of time is the budget clock's rule (test_budget_value)
 
 
 def test_fixed_schedule_ignores_time() -> None:
@@ -350,7 +354,7 @@ def test_fixed_schedule_ignores_time() -> None:
     for e in range(6):
         clock.advance(1e9)
         fixed.end_epoch(e, 1e9)
-    assert fixed.done and fixed.left_s == math.inf and not fixed.time_up
+    assert fixed.done and fixed.left_s == math.inf
     with pytest.raises(BudgetError):
         fixed.end_epoch(6, 1.0)
     again = FixedSchedule(6, 0.1, clock=clock)

@@ -20,7 +20,7 @@ from nascore.lock import TrialLocked
 from nascore.loop import RunSpec
 from nascore.records import RecordError, Trial
 from nasib.__main__ import cli as nasib_cli
-from nasib.budget_forms import BudgetError
+from contract.budget import BudgetError
 from nasib.search import search_trial as nasib_trial
 from tests.test_enas_search import tiny
 from tests.test_faults import wait_for_lines

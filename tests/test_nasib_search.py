@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from nascore.data import DataConfig, load_splits
-from nascore.loop import RunSpec
+from nascore.loop import RunSpec, start_clock
 from nascore.runtime import rng_state, set_rng_state
 from nasib.__main__ import cli
 from nasib.presets import apply_overrides, preset
@@ -108,26 +108,27 @@ def test_budget_resume_does_not_charge_downtime(tiny_data):
     cfg = _cfg(tiny_data, budget="30s")
     splits = load_splits(cfg.data)
     a = NasibSearch(cfg, splits, CPU, seed=0)
-    assert not a.done(0)  # measures and plans
+    start_clock(a.budget, a)  # the timing run plans the budget
+    assert not a.done(0)
     state = a.state_dict()
     time.sleep(0.3)  # the "downtime" between a kill and the restart
     b = NasibSearch(cfg, splits, CPU, seed=0)
     b.load_state_dict(state)
-    assert b.planner.used_s < state["planner"]["used_s"] + 0.25
-    assert b.planned_epochs() == a.planned_epochs() and b.reserve_s == a.reserve_s
+    assert b.budget.planner.used_s < state["planner"]["used_s"] + 0.25
+    assert b.planned_epochs() == a.planned_epochs() and b.budget.reserve_s == a.budget.reserve_s
 
 
 def test_budget_resume_charges_the_resumed_runs_start_up(tiny_data):
     cfg = _cfg(tiny_data, budget="30s")
     splits = load_splits(cfg.data)
     a = NasibSearch(cfg, splits, CPU, seed=0)
-    assert not a.done(0)
+    start_clock(a.budget, a)
     state = a.state_dict()
     now = [1000.0]
     b = NasibSearch(cfg, splits, CPU, seed=0, clock=lambda: now[0])  # the resumed run starts counting here
     now[0] += 5.0  # loading data, building the supernet, reading the checkpoint
     b.load_state_dict(state)
-    assert b.planner.used_s == pytest.approx(state["planner"]["used_s"] + 5.0)
+    assert b.budget.planner.used_s == pytest.approx(state["planner"]["used_s"] + 5.0)
 
 
 def test_measurement_leaves_no_tallies_in_the_first_epoch(tiny_data):

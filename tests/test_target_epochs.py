@@ -9,27 +9,21 @@ from hypothesis import strategies as st
 
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
-from nasib.budget import (
-    BudgetConfig,
-    BudgetError,
-    BudgetPlanner,
-    budget_for_epochs,
-    check_budget,
-    parse_budget,
-    target_epochs,
-)
+from contract.budget import Budget, BudgetError
+from nasib.budget import BudgetConfig, BudgetPlanner, budget_for_epochs
 from nasib.search import search_trial
 
 
 def test_forms_are_read_and_checked():
-    assert target_epochs("25ep") == 25 and target_epochs("3 epochs") == 3 and target_epochs("90s") is None
-    assert check_budget("25ep") is None and check_budget("2m") == 120.0
+    assert Budget.parse("25ep").epochs == 25 and Budget.parse("3 epochs").epochs == 3
+    assert Budget.parse("90s").epochs is None and Budget.parse("25ep").seconds is None
+    assert Budget.parse("2m").seconds == 120.0
     with pytest.raises(BudgetError, match="target in epochs"):
-        parse_budget("25ep")
+        Budget.parse("25ep").wall_seconds()  # where only seconds will do (the benchmarks' fidelity budgets)
     with pytest.raises(BudgetError, match="target epochs must be 1 to"):
-        check_budget("0ep")
+        Budget.parse("0ep")
     with pytest.raises(BudgetError, match="25ep"):
-        check_budget("25 eps")
+        Budget.parse("25 eps")
 
 
 @given(st.integers(min_value=1, max_value=5000), st.floats(min_value=1e-3, max_value=3600.0),
