@@ -22,7 +22,7 @@ from nasib.budget import (
 )
 
 
-def parse_budget(text: str) -> float:
+def seconds_of(text: str) -> float:
     """The seconds of a wall-clock budget, read by the one parser."""
     return Budget.parse(text).wall_seconds()
 
@@ -75,7 +75,7 @@ def assert_schedule_ok(schedule: list[float], k: float) -> None:
     ("2hr", 7200.0), ("1day", 86400.0), ("5 sec", 5.0), (".5h", 1800.0), ("1.m", 60.0), ("+2m", 120.0),
 ])
 def test_parse_budget_good(text: str, seconds: float) -> None:
-    assert parse_budget(text) == pytest.approx(seconds)
+    assert seconds_of(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text", [
@@ -84,7 +84,7 @@ def test_parse_budget_good(text: str, seconds: float) -> None:
 ])
 def test_parse_budget_bad(text: str) -> None:
     with pytest.raises(BudgetError) as err:
-        parse_budget(text)
+        seconds_of(text)
     message = str(err.value)
     assert "\n" not in message and "90s, 45m, 2h, 1.5d" in message
 
@@ -108,9 +108,9 @@ def test_parse_budget_numbers(number: float, unit: str) -> None:
     seconds = float(f"{number:.6f}") * factor
     if seconds > MAX_BUDGET_S:  # refused with one line, never silently capped
         with pytest.raises(BudgetError, match="more than the planner takes"):
-            parse_budget(text)
+            seconds_of(text)
     else:
-        assert parse_budget(text) == pytest.approx(seconds)
+        assert seconds_of(text) == pytest.approx(seconds)
 
 
 # --- schedule --------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_budget_too_small_message() -> None:
     assert "12.5s" in message
     minimum = float(re.search(r"smallest budget that works is ([0-9.]+)s", message).group(1))
     assert minimum == pytest.approx(3.0 + 12.5 * 1.1 + 1.0, abs=0.011)
-    ok = BudgetPlanner(BudgetConfig(budget_s=parse_budget(f"{minimum}s")), clock=FakeClock(), used_s=3.0)
+    ok = BudgetPlanner(BudgetConfig(budget_s=seconds_of(f"{minimum}s")), clock=FakeClock(), used_s=3.0)
     ok.start(12.5)
     assert ok.planned_epochs == 1 and ok.schedule == [1.0]
     low = BudgetPlanner(BudgetConfig(budget_s=minimum - 0.02), clock=FakeClock(), used_s=3.0)
@@ -363,7 +363,7 @@ def test_fixed_schedule_ignores_time() -> None:
 
 
 def test_plan_summary() -> None:
-    summary = plan_summary(BudgetConfig(budget_s=parse_budget("2h")), epoch_s=60.0)
+    summary = plan_summary(BudgetConfig(budget_s=seconds_of("2h")), epoch_s=60.0)
     assert summary["n"] == math.floor((7200 - 72) / 66.0)
     assert summary["beta"] == pytest.approx(0.1 ** (1 / (summary["n"] - 1)))
     assert summary["schedule"][0] == 1.0 and summary["schedule"][-1] == 0.1

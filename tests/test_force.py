@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from contract.budget import BudgetError
 from enas_ext.search import search_trial as enas_trial
 from nascore import lock as lockmod
 from nascore import recipe
@@ -20,7 +21,6 @@ from nascore.lock import TrialLocked
 from nascore.loop import RunSpec
 from nascore.records import RecordError, Trial
 from nasib.__main__ import cli as nasib_cli
-from contract.budget import BudgetError
 from nasib.search import search_trial as nasib_trial
 from tests.test_enas_search import tiny
 from tests.test_faults import wait_for_lines

@@ -1,8 +1,9 @@
 """The layering docs/design.md draws: each package imports only the layers below it, and no module circle.
 
 contract (torch-free floor) <- foundation (nascore) <- {enas_ext, nasib} <- retraining <-
-{experiments, benchmarks}; analysis imports only contract and the torch-free names module. Imports are read from the source (every
-`import`, at any depth, TYPE_CHECKING ones included), so a lazy import cannot hide an arrow.
+{experiments, benchmarks}; analysis imports only contract and the torch-free names module.
+Imports are read from the source (every `import`, at any depth, TYPE_CHECKING ones included),
+so a lazy import cannot hide an arrow.
 """
 from __future__ import annotations
 

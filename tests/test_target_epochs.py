@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.budget import Budget, BudgetError
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
-from contract.budget import Budget, BudgetError
 from nasib.budget import BudgetConfig, BudgetPlanner, budget_for_epochs
 from nasib.search import search_trial
 
