@@ -80,11 +80,11 @@ class NasibSearch:
                                  drop_last=False)
         self.counts = batch_counts(len(splits.train), len(splits.valid), cfg)
         # The budget (or the --epochs count) lives in one clock, which the loop holds too.
-        self.budget = budget or BudgetClock(cfg.budget, cfg.k, cfg.epochs, clock, used_s)
+        self.budget = budget if budget is not None else BudgetClock(cfg.budget, cfg.k, cfg.epochs, clock, used_s)
 
     # ---- the Searcher protocol -------------------------------------------------------------
     def done(self, epoch: int) -> bool:
-        """True when the clock lets `epoch` not start (a budget must have its timing run first)."""
+        """True when the clock does not let `epoch` start (a budget needs its timing run first: start_clock)."""
         return not self.budget.may_start(epoch)
 
     def planned_epochs(self) -> int:
