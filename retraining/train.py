@@ -131,6 +131,7 @@ def _is_int(value: object) -> bool:
 def _check_arch_values(arch: dict, path: Path) -> None:
     """One line naming the file and the key for the first value of the wrong type or out of range."""
     from nascore.names import METHOD_SPACES
+    from nascore.ops import parse_op
     from nascore.spaces import resolve_space
 
     def bad(key: str, want: str) -> ConfigError:
@@ -139,13 +140,20 @@ def _check_arch_values(arch: dict, path: Path) -> None:
     space = arch.get("space")
     if space not in METHOD_SPACES["retrain"]:
         raise ConfigError(f"{path}: key 'space': {space!r}; valid: {', '.join(METHOD_SPACES['retrain'])}")
-    try:  # the space the search ran, rebuilt from the record (a name alone: its default parameters)
-        allowed = resolve_space(arch).ops
+    try:  # the space the search ran, rebuilt from the record
+        value = resolve_space(arch)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{path}: space record {space!r}: {e}") from None
+    # A file written before arch.json recorded m/K names its space only: its ops are then held to
+    # the op grammar alone, as they were, since the parameters that made them are unknown.
+    allowed = None if set(value.to_record()) - set(arch) else value.ops
     for i, op in enumerate(arch["ops"]):
-        if not isinstance(op, str) or op not in allowed:
-            raise ConfigError(f"{path}: key 'ops'[{i}]: {op!r} is not an op of space {space!r}")
+        try:
+            if not isinstance(op, str) or (allowed is not None and op not in allowed):
+                raise ValueError
+            parse_op(op)
+        except ValueError:
+            raise ConfigError(f"{path}: key 'ops'[{i}]: {op!r} is not an op of space {space!r}") from None
     for key in ("layers", "channels"):
         if key in arch and not (_is_int(arch[key]) and arch[key] >= 1):
             raise bad(key, "a positive integer")

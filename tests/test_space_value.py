@@ -82,8 +82,11 @@ def test_retraining_rebuilds_the_space_from_arch_json(tmp_path):
 
 
 def test_old_arch_json_files_with_a_name_only_still_load(tmp_path):
-    old = {"space": "superkernel", "ops": ["conv3x3", "sep9x9"], "layers": 2, "method": "nasib"}
-    assert load_arch(_arch_file(tmp_path, old))["ops"] == old["ops"]  # the default m = K = 9
+    # sep7x1 is no op of the default superkernel (7 <= K = 9): the file's own K was not recorded
+    old = {"space": "superkernel", "ops": ["conv3x3", "sep7x1"], "layers": 2, "method": "nasib"}
+    assert load_arch(_arch_file(tmp_path, old))["ops"] == old["ops"]
+    with pytest.raises(ConfigError, match=r"'ops'\[1\]: 'cnv7x1'"):
+        load_arch(_arch_file(tmp_path, {**old, "ops": ["conv3x3", "cnv7x1"]}))  # still held to the op grammar
     shipped = sorted((ROOT / "results" / "reference").glob("*/*/*/arch.json"))
     assert shipped, "the committed reference records hold arch.json files"
     for path in shipped:
