@@ -15,10 +15,11 @@ The ENAS row uses `lossy@` instead (`nascore.ops`: the input passes, but each sa
 lost to loud noise with a fixed probability): ENAS's macro layer has no residual path, so
 with `noise@` one noise layer erases the signal and the reward rises only when nearly
 every layer holds the planted op, leaving REINFORCE nothing to climb; with `lossy@` the
-share of samples that survive falls with each lossy layer, so the reward is graded. Its
-images are smaller and simpler (`ENAS_TASK`), and it runs many more controller updates
-than the NASIB rows run alpha steps, because ENAS's controller moves slowly (docs/planted.md,
-how the ENAS row got there).
+share of samples that survive falls with each lossy layer, so the reward is graded. It runs
+ENAS's own search (`enas_ext.search.EnasSearch`, handed the planted space as a value), so it
+tests the search users run. Its images are smaller and simpler (`ENAS_TASK`), and it runs
+many more controller updates than the NASIB rows run alpha steps, because ENAS's controller
+moves slowly (docs/planted.md, how the ENAS row got there).
 
     python -m benchmarks.planted --seed 0 [--planted OP] [--out results/bench/planted.json]
 """
@@ -32,14 +33,12 @@ from pathlib import Path
 
 import click
 import torch
-import torch.nn.functional as F
 
-from nascore.bn import DEFAULT_RULE, bn_eval
 from nascore.cli import threads_option
-from nascore.data import DeviceLoader, Split, Splits, forever
+from nascore.data import Split, Splits
 from nascore.records import atomic_write_json, provenance
 from nascore.runtime import resolve_device, seed_everything
-from nascore.spaces import get_space, planted_space
+from nascore.spaces import planted_space, resolve_space
 from nasib.presets import apply_overrides, preset
 from nasib.search import NasibSearch
 
@@ -49,6 +48,11 @@ GOAL_ENTROPY = 0.5  # and NASIB's final P2 entropy / ln K must be at most this
 # of 20 architectures: at 40 epochs (2,000 updates) the greedy architecture held the planted
 # op in 2 to 6 of 6 layers over 8 measured runs, at 80 in 5 or 6 (docs/planted.md).
 ENAS_EPOCHS = 80
+# The ENAS row's settings beyond ENAS's smoke preset (6 layers x 12 channels, batch 32), all
+# EnasSearchConfig fields: the release's controller (50 updates of 20 architectures an epoch,
+# where smoke has 5 of 5) and the check's synthetic split sizes (docs/planted.md).
+ENAS_SETTINGS = {"controller": {"train_steps": 50, "num_aggregate": 20},
+                 "data": {"train_size": 1000, "valid_size": 200}}
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def coloured_splits(n_train: int, n_valid: int, seed: int, task: Task = NASIB_TA
 
 def pick_planted(space: str, seed: int, planted: str | None = None) -> str:
     """The planted op: `planted` when the space has it, else one drawn from the seed."""
-    ops = get_space(space).ops
+    ops = resolve_space(space).ops
     return planted if planted in ops else random.Random(f"{seed}:{space}").choice(ops)
 
 
@@ -145,59 +149,32 @@ def run_case(case: Case, planted: str, seed: int, device: str = "cpu") -> dict:
 
 
 def run_enas(planted: str, seed: int, epochs: int = ENAS_EPOCHS, device: str = "cpu") -> dict:
-    """ENAS's extended-space controller on a `lossy@` planted space, through ENAS's public pieces.
+    """The real ENAS search (`EnasSearch`) on a `lossy@` planted extended space; derived: its greedy ops.
 
-    ENAS's search takes a named space only, so the check drives its own parts: the shared
-    child (`SharedChild`, any op list) trained on a sampled architecture per batch, then the
-    release's number of `ControllerTrainer.update`s with each architecture's accuracy on the
-    next held-out batch as reward, judged under ENAS's default BN rule, as ENAS's epoch
-    does. Derived: the controller's greedy ops.
+    Everything ENAS users run is the check's: the child's Nesterov SGD with the reference's L2,
+    the per-tensor clip, the cosine-with-restarts schedule, the rewards and the BN rule; only
+    the settings in ENAS_SETTINGS (EnasSearchConfig fields) and the space and data differ.
     """
-    from enas_ext.child import SharedChild
-    from enas_ext.controller import Controller, ControllerConfig, ControllerTrainer
-    from enas_ext.search import to_lists
+    from enas_ext.presets import configure
+    from enas_ext.search import EnasSearch
 
-    t0, dev = time.perf_counter(), torch.device(device)
+    t0 = time.perf_counter()
     seed_everything(seed, deterministic=False)
-    ops = planted_space(get_space("extended"), planted, "lossy").ops
-    splits = coloured_splits(1000, 200, seed, ENAS_TASK)
-    child = SharedChild(ops, layers=6, channels=12).to(dev)
-    sgd = torch.optim.SGD(child.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    config = ControllerConfig(num_layers=6, num_ops=len(ops))  # the release's controller settings
-    trainer = ControllerTrainer(Controller(config).to(dev), torch.Generator().manual_seed(seed))
-    train = DeviceLoader(splits.train, 32, dev, splits.mean, splits.std)
-    held_out = forever(DeviceLoader(splits.valid, 32, dev, splits.mean, splits.std))
+    space = planted_space(resolve_space("extended"), planted, "lossy")
+    cfg = configure("smoke", space, {**ENAS_SETTINGS, "epochs": epochs})
+    splits = coloured_splits(cfg.data.train_size, cfg.data.valid_size, seed, ENAS_TASK)
+    search = EnasSearch(cfg, splits, torch.device(device), seed, space=space)
     per_epoch = []  # planted layers in the controller's greedy architecture after each epoch
-    for _ in range(epochs):
-        child.train()
-        with torch.no_grad():
-            archs = to_lists(trainer.controller.sample(len(train), trainer.generator))
-        for (x, y), (o, sk) in zip(train, archs, strict=True):
-            sgd.zero_grad()
-            F.cross_entropy(child(x, o, sk), y).backward()
-            sgd.step()
-        with bn_eval(child, DEFAULT_RULE):  # the BN rule ENAS's own search judges architectures with
-            for _ in range(config.train_steps):
-                trainer.update(lambda sample: _rewards(child, sample, held_out))
-        per_epoch.append(sum(ops[i] == planted for i in trainer.controller.greedy()[0]))
-    names = [ops[i] for i in trainer.controller.greedy()[0]]
+    for epoch in range(epochs):
+        record = search.run_epoch(epoch)
+        per_epoch.append(sum(space.ops[i] == planted for i in search.controller.greedy()[0]))
+    names = [space.ops[i] for i in search.controller.greedy()[0]]
     return {"strategy": "enas", "space": "extended", "planted": planted, "seed": seed,
             "planted_share": sum(n == planted for n in names) / len(names), "p2_entropy": None,
-            "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(ops),
-            "op_form": "lossy", "controller_updates": epochs * config.train_steps,
-            "image_size": ENAS_TASK.size, "derived": names, "planted_layers_per_epoch": per_epoch}
-
-
-@torch.no_grad()
-def _rewards(child: torch.nn.Module, sample, held_out) -> torch.Tensor:
-    """Each sampled architecture's accuracy on its own next held-out batch (ENAS's reward)."""
-    from enas_ext.search import to_lists
-
-    accs = []
-    for ops, skips in to_lists(sample):
-        x, y = next(held_out)
-        accs.append((child(x, ops, skips).argmax(1) == y).float().mean())
-    return torch.stack(accs)
+            "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(space),
+            "op_form": "lossy", "controller_updates": epochs * cfg.controller.train_steps,
+            "image_size": ENAS_TASK.size, "valid_acc": record["valid_acc"], "derived": names,
+            "settings": ENAS_SETTINGS, "planted_layers_per_epoch": per_epoch}
 
 
 def run(seed: int = 0, planted: str | None = None, cases: tuple[Case, ...] = CASES,

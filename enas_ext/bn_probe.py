@@ -23,9 +23,9 @@ PROBE_FILE = "bn_rules.json"
 
 def _searcher(trial: Trial, device: torch.device, seed: int) -> EnasSearch:
     """The trial's searcher with its checkpointed child and controller restored."""
-    cfg, state = checkpointed_search(trial)
+    cfg, space, state = checkpointed_search(trial)
     seed_everything(seed, True)
-    searcher = EnasSearch(cfg, load_splits(cfg.data), device, seed)
+    searcher = EnasSearch(cfg, load_splits(cfg.data), device, seed, space=space)
     searcher.load_state_dict(state["searcher"])
     return searcher
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from nascore.names import ENAS_BRANCH_MODES
 from nascore.ops import build_op, check_ops, parse_op
-from nascore.spaces import Space, get_space
+from nascore.spaces import Space, SpaceLike, resolve_space
 
 BN_MOMENTUM = 0.1  # PyTorch's convention for TF's decay 0.9
 BN_EPS = 1e-5
@@ -237,17 +237,16 @@ class FixedChild(nn.Module):
         return self.fc(self.dropout(h))
 
 
-def _space(space: Space | str) -> Space:
-    """A Space from itself or its registry name."""
-    return space if isinstance(space, Space) else get_space(space)
-
-
-def arch_to_dict(space: Space | str, ops: Sequence[int], skips: Sequence[Sequence[int]], channels: int,
+def arch_to_dict(space: SpaceLike, ops: Sequence[int], skips: Sequence[Sequence[int]], channels: int,
                  layers: int) -> dict:
-    """The architecture record (records contract) of op indices and skip bits in `space`."""
-    sp = _space(space)
+    """The architecture record (records contract) of op indices and skip bits in `space`.
+
+    The space's record leads (its name, and m/K, extra ops or a planted op where it has them),
+    so retraining rebuilds the same space; a named space with default parameters writes its name only.
+    """
+    sp = resolve_space(space)
     check_arch(ops, skips, layers, len(sp.ops))
-    return {"space": sp.name, "ops": [sp.ops[int(i)] for i in ops],
+    return {**sp.to_record(), "ops": [sp.ops[int(i)] for i in ops],
             "skips": [[int(b) for b in row] for row in skips], "channels": int(channels),
             "layers": int(layers)}
 
@@ -260,7 +259,7 @@ def arch_from_dict(arch: dict) -> tuple[Space, list[int], list[list[int]]]:
     if missing:
         raise ValueError(f"architecture lacks {', '.join(missing)} (an ENAS arch.json needs space, ops, "
                          f"skips, layers, channels)")
-    sp = _space(arch["space"])
+    sp = resolve_space(arch)  # the record's space keys; a name alone is the default space
     names, skips = list(arch["ops"]), arch["skips"]
     check_ops(names, sp.ops)
     if not isinstance(skips, list) or not all(isinstance(r, list) for r in skips):

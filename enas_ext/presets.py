@@ -15,7 +15,7 @@ from nascore.config import ConfigError, deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
 from nascore.names import ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES
 from nascore.names import SCALES as PRESETS
-from nascore.spaces import get_space
+from nascore.spaces import Space, SpaceLike, resolve_space
 
 
 @dataclass(frozen=True)
@@ -74,18 +74,21 @@ class EnasSearchConfig:
             raise ConfigError("weight_decay and grad_clip must be >= 0")
         if self.branch_mode not in ENAS_BRANCH_MODES:
             raise ConfigError(f"unknown branch_mode {self.branch_mode!r}; valid: {', '.join(ENAS_BRANCH_MODES)}")
-        ops = get_space(self.space).ops
-        if self.released_op is not None and self.released_op not in ops:
-            raise ConfigError(f"released_op {self.released_op!r} is not in the {self.space} space; "
-                              f"valid: {', '.join(ops)}")
         if self.bn_eval not in BN_RULES:
             raise ConfigError(f"unknown bn_eval {self.bn_eval!r}; valid: {', '.join(BN_RULES)}")
         self._check_options()
-        n_ops = len(ops)
-        if (self.controller.num_layers, self.controller.num_ops) != (self.layers, n_ops):
+
+    def check_space(self, space: Space) -> None:
+        """The config fits `space` (the resolved value it searches): same name, its op count, released_op in it."""
+        if space.name != self.space:
+            raise ConfigError(f"config space {self.space!r} but the search was handed space {space.name!r}")
+        if self.released_op is not None and self.released_op not in space.ops:
+            raise ConfigError(f"released_op {self.released_op!r} is not in the {self.space} space; "
+                              f"valid: {', '.join(space.ops)}")
+        if (self.controller.num_layers, self.controller.num_ops) != (self.layers, len(space)):
             raise ConfigError(f"controller.num_layers/num_ops ({self.controller.num_layers}, "
                               f"{self.controller.num_ops}) must match layers and the space "
-                              f"({self.layers}, {n_ops})")
+                              f"({self.layers}, {len(space)})")
 
     def _check_options(self) -> None:
         """The named option set's values hold: "release" means all of the release, or it is refused."""
@@ -124,16 +127,24 @@ def _base(name: str) -> dict:
     raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
 
 
-def configure(preset: str, space: str, overrides: dict | None = None) -> EnasSearchConfig:
-    """The preset for `space` with `overrides` (nested dicts for controller/data/augment) laid on top.
+def enas_space(space: SpaceLike) -> Space:
+    """`space` resolved, failing in one line unless it is one of the spaces ENAS is set up for."""
+    name = space if isinstance(space, str) else space.name if isinstance(space, Space) else space.get("space")
+    if name not in ENAS_SPACES:
+        raise ValueError(f"unknown ENAS space {name!r}; valid: {', '.join(ENAS_SPACES)}")
+    return resolve_space(space)
+
+
+def configure(preset: str, space: SpaceLike, overrides: dict | None = None) -> EnasSearchConfig:
+    """The preset for `space` (a name or a resolved Space) with `overrides` (nested dicts) laid on top.
 
     The controller's num_layers and num_ops follow `layers` and the space unless an override
     sets them (a mismatch then fails). An `options` override lays its option set under the
-    other overrides, which must agree with it.
+    other overrides, which must agree with it. The config records the space's name; a space
+    with more to it (m/K, extra ops, a planted op) travels beside it as the value.
     """
-    if space not in ENAS_SPACES:
-        raise ValueError(f"unknown ENAS space {space!r}; valid: {', '.join(ENAS_SPACES)}")
-    merged = deep_merge(_base(preset), {"space": space})
+    value = enas_space(space)
+    merged = deep_merge(_base(preset), {"space": value.name})
     option_set = (overrides or {}).get("options", "kit")
     merged = deep_merge(merged, OPTION_SETS.get(option_set, {}))  # unknown names fail in the config check
     merged = deep_merge(merged, overrides)
@@ -141,11 +152,13 @@ def configure(preset: str, space: str, overrides: dict | None = None) -> EnasSea
     if isinstance(merged.get("controller"), dict):
         if "num_layers" not in ctrl_over:
             merged["controller"]["num_layers"] = merged.get("layers")
-        if "num_ops" not in ctrl_over and merged.get("space") in ENAS_SPACES:
-            merged["controller"]["num_ops"] = len(get_space(merged["space"]).ops)
-    if merged.get("released_op") is None and merged.get("space") in ENAS_SPACES:
-        merged["released_op"] = get_space(merged["space"]).ops[-1]  # recorded by name in config.json
-    return from_dict(EnasSearchConfig, merged, f"enas {preset} config")
+        if "num_ops" not in ctrl_over:
+            merged["controller"]["num_ops"] = len(value)
+    if merged.get("released_op") is None:
+        merged["released_op"] = value.ops[-1]  # recorded by name in config.json
+    cfg = from_dict(EnasSearchConfig, merged, f"enas {preset} config")
+    cfg.check_space(value)
+    return cfg
 
 
 def preset(name: str, space: str = "original") -> EnasSearchConfig:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from enas_ext.batched import EnasSpeed, RoutedChild
 from enas_ext.child import FixedChild, SharedChild, arch_to_dict
 from enas_ext.controller import Controller, ControllerSample, ControllerTrainer
-from enas_ext.presets import EnasSearchConfig, configure
+from enas_ext.presets import EnasSearchConfig, configure, enas_space
 from nascore.bn import bn_eval
 from nascore.config import from_dict
 from nascore.data import DeviceLoader, Splits, forever
@@ -39,7 +39,7 @@ from nascore.ops import count_params
 from nascore.recipe import Recipe, data_location, run_recipe
 from nascore.records import RecordError, Trial, read_json
 from nascore.schedules import cosine_restart_lr
-from nascore.spaces import get_space
+from nascore.spaces import Space, SpaceLike, resolve_space
 
 Arch = tuple[list[int], list[list[int]]]
 
@@ -59,11 +59,13 @@ class EnasSearch:
     """The ENAS macro searcher for nascore.loop.run_trial."""
 
     def __init__(self, cfg: EnasSearchConfig, splits: Splits, device: torch.device, seed: int,
-                 speed: EnasSpeed | None = None):
+                 speed: EnasSpeed | None = None, space: Space | None = None):
         # speed: how (not what) to compute; default from $NASIB_ENAS_SPEED, not recorded (same numbers)
+        # space: the resolved space searched (a planted one, other extra ops); None: cfg.space by name
         self.cfg, self.device = cfg, device
         self.speed = speed if speed is not None else EnasSpeed.from_env()
-        self.space = get_space(cfg.space)
+        self.space = space if space is not None else resolve_space(cfg.space)
+        cfg.check_space(self.space)
         self.child = SharedChild(self.space.ops, cfg.layers, cfg.channels, cfg.keep_prob,
                                  branch_mode=cfg.branch_mode, released_op=cfg.released_op).to(device)
         self.params = list(self.child.parameters())
@@ -264,7 +266,7 @@ class EnasSearch:
     @torch.no_grad()
     def samples(self, n: int) -> dict:
         """samples.json content: `n` architectures drawn from the controller."""
-        return samples_record(self.controller, self.space.name, n, self.trainer.generator)
+        return samples_record(self.controller, self.space, n, self.trainer.generator)
 
 
 def clip_per_tensor_(grads: list[torch.Tensor], bound: float) -> None:
@@ -274,45 +276,54 @@ def clip_per_tensor_(grads: list[torch.Tensor], bound: float) -> None:
     torch._foreach_mul_(grads, bound)
 
 
-def samples_record(controller: Controller, space: str, n: int, generator: torch.Generator | None) -> dict:
+def samples_record(controller: Controller, space: Space, n: int, generator: torch.Generator | None) -> dict:
     """{"space", "op_names", "samples": [{"ops": names, "skips": rows}]} of `n` controller draws."""
-    ops_names = get_space(space).ops
+    ops_names = space.ops
     with torch.no_grad():
         archs = to_lists(controller.sample(n, generator))
-    return {"space": space, "op_names": list(ops_names),
+    return {"space": space.name, "op_names": list(ops_names),
             "samples": [{"ops": [ops_names[i] for i in ops], "skips": skips} for ops, skips in archs]}
 
 
-def search_trial(spec: RunSpec, space: str, preset: str = "quick",
+def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
                  overrides: dict | None = None) -> dict | None:
-    """Run (or resume) one ENAS search trial into spec.out; None when it is finished and not forced."""
+    """Run (or resume) one ENAS search trial into spec.out; None when it is finished and not forced.
+
+    `space` is resolved here, once; config.json records its name, and its whole record
+    (`space_record`) only when the name alone would not rebuild it.
+    """
+    value = enas_space(space)
     over = dict(overrides or {})
     over["data"] = {**over.get("data", {}), **data_location(spec)}
-    cfg = configure(preset, space, over)
+    cfg = configure(preset, value, over)
+    record = value.to_record()
+    extra = {"branch_mode": cfg.branch_mode, **({"space_record": record} if len(record) > 1 else {})}
     return run_recipe(spec, Recipe(
         method="enas", space=cfg.space, preset=preset, config=dataclasses.asdict(cfg), data=cfg.data,
-        build=lambda splits, device: EnasSearch(cfg, splits, device, spec.seed), batch_size=cfg.batch_size,
-        layers=cfg.layers, extra={"branch_mode": cfg.branch_mode}))
+        build=lambda splits, device: EnasSearch(cfg, splits, device, spec.seed, space=value),
+        batch_size=cfg.batch_size, layers=cfg.layers, extra=extra))
 
 
-def checkpointed_search(trial: Trial) -> tuple[EnasSearchConfig, dict]:
-    """An ENAS trial's config and last checkpoint; one-line errors when it is no ENAS search or has none."""
+def checkpointed_search(trial: Trial) -> tuple[EnasSearchConfig, Space, dict]:
+    """An ENAS trial's config, space and last checkpoint; one-line errors when it is no ENAS search or has none."""
     conf = read_json(trial.file("config.json"), need_format=True)
     if conf.get("method") != "enas":
         raise RecordError(f"{trial.file('config.json')}: method {conf.get('method')!r} is not an ENAS search")
     cfg = from_dict(EnasSearchConfig, conf["config"], f"{trial.file('config.json')} config")
+    space = resolve_space(conf.get("space_record") or cfg.space)
+    cfg.check_space(space)
     state = trial.load_checkpoint()
     if state is None:
         raise RecordError(f"{trial.path}: no checkpoint.pt; run the search (at least one epoch) first")
-    return cfg, state
+    return cfg, space, state
 
 
 def sample_from_trial(trial_dir: Path, n: int = 50, seed: int = 0) -> list[dict]:
     """Draw `n` architectures from a trial's checkpointed controller into samples.json; returns them."""
     trial = Trial(trial_dir)
-    cfg, state = checkpointed_search(trial)
+    cfg, space, state = checkpointed_search(trial)
     controller = Controller(cfg.controller)
     controller.load_state_dict(state["searcher"]["controller"]["controller"])
-    record = samples_record(controller, cfg.space, n, sampling_generator(seed))
+    record = samples_record(controller, space, n, sampling_generator(seed))
     trial.write_json("samples.json", record)
     return record["samples"]

@@ -14,6 +14,8 @@ EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config m
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
 NASIB_SPACES = tuple(s for s in SPACES if s not in ENAS_SPACES)  # the spaces NASIB and its baselines search
+# Which spaces each method family accepts: the one statement that CLIs, configs and the runner check.
+METHOD_SPACES = {"enas": ENAS_SPACES, "nasib": NASIB_SPACES, "retrain": SPACES}
 # Which BN statistics an evaluation of a shared-weight network uses (nascore/bn.py applies them);
 # here so the command line can offer them before torch loads.
 BN_RULES = ("running", "batch", "recalibrate")

@@ -101,7 +101,10 @@ def preset(name: str) -> RetrainConfig:
     return PRESETS[name]
 
 
-ARCH_KEYS = ("space", "ops", "layers", "channels", "skips", "method", "family")  # everything an arch.json may hold
+# Everything an arch.json may hold: the space's record keys (its name; m/K, extra ops, a planted op
+# where it has them: nascore.spaces.RECORD_KEYS), the architecture, and who made it.
+ARCH_KEYS = ("space", "m", "K", "extra", "planted", "planted_form", "ops", "layers", "channels", "skips",
+             "method", "family")
 
 
 def load_arch(path: Path) -> dict:
@@ -127,17 +130,23 @@ def _is_int(value: object) -> bool:
 
 def _check_arch_values(arch: dict, path: Path) -> None:
     """One line naming the file and the key for the first value of the wrong type or out of range."""
-    from nascore.names import SPACES
+    from nascore.names import METHOD_SPACES
     from nascore.ops import parse_op
-    from nascore.spaces import get_space
+    from nascore.spaces import resolve_space
 
     def bad(key: str, want: str) -> ConfigError:
         return ConfigError(f"{path}: key {key!r}: expected {want}, got {arch[key]!r}")
 
     space = arch.get("space")
-    if space not in SPACES:
-        raise ConfigError(f"{path}: key 'space': {space!r}; valid: {', '.join(SPACES)}")
-    allowed = None if space == "superkernel" else get_space(space).ops
+    if space not in METHOD_SPACES["retrain"]:
+        raise ConfigError(f"{path}: key 'space': {space!r}; valid: {', '.join(METHOD_SPACES['retrain'])}")
+    try:  # the space the search ran, rebuilt from the record
+        value = resolve_space(arch)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{path}: space record {space!r}: {e}") from None
+    # A file written before arch.json recorded m/K names its space only: its ops are then held to
+    # the op grammar alone, as they were, since the parameters that made them are unknown.
+    allowed = None if set(value.to_record()) - set(arch) else value.ops
     for i, op in enumerate(arch["ops"]):
         try:
             if not isinstance(op, str) or (allowed is not None and op not in allowed):

@@ -1,0 +1,94 @@
+"""The search space is a value: it carries what made it, is resolved once, and arch.json rebuilds it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import nascore.spaces as spaces
+from benchmarks.planted import ENAS_TASK, coloured_splits
+from enas_ext.child import FixedChild, arch_to_dict
+from enas_ext.presets import configure
+from enas_ext.search import EnasSearch
+from nascore.config import ConfigError
+from nascore.names import METHOD_SPACES, SPACES
+from nascore.spaces import Space, get_space, planted_space, resolve_space
+from retraining.train import load_arch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"layers": 3, "channels": 4, "batch_size": 8, "eval_batch": 8,
+        "controller": {"train_steps": 1, "num_aggregate": 2, "lstm_size": 8}}
+
+
+@pytest.mark.parametrize("space", [get_space("original"), get_space("narrow"), get_space("superkernel", 4, 3),
+                                   get_space("extended", extra=("conv1x1", "conv9x9")),
+                                   planted_space(get_space("extended"), "conv1x5", "lossy"),
+                                   planted_space(get_space("superkernel", 3, 2), "sep3x3")])
+def test_a_space_survives_its_record(space):
+    record = json.loads(json.dumps(space.to_record()))  # as it lies in a file
+    assert Space.from_record(record) == resolve_space(record) == space
+    assert resolve_space(space) is space and resolve_space(space.name).name == space.name
+
+
+def test_a_named_space_records_its_name_and_only_the_parameters_it_has():
+    assert get_space("original").to_record() == {"space": "original"}  # ENAS arch.json stays as it was
+    assert get_space("extended").to_record() == {"space": "extended"}
+    assert get_space("superkernel", 5, 4).to_record() == {"space": "superkernel", "m": 5, "K": 4}
+    planted = planted_space(get_space("narrow"), "sep5x5")
+    assert planted.to_record() == {"space": "narrow", "planted": "sep5x5", "planted_form": "noise"}
+    with pytest.raises(ValueError, match="already has planted op"):
+        planted_space(planted, "sep3x3")
+
+
+def test_which_spaces_each_family_accepts_is_said_once():
+    assert set(METHOD_SPACES) == {"enas", "nasib", "retrain"} and METHOD_SPACES["retrain"] == SPACES
+    assert not set(METHOD_SPACES["enas"]) & set(METHOD_SPACES["nasib"])
+    with pytest.raises(ValueError, match="unknown ENAS space 'narrow'; valid: original, extended"):
+        configure("smoke", get_space("narrow"))
+
+
+def test_enas_searches_the_space_value_it_is_handed_without_looking_it_up_again(monkeypatch):
+    space = planted_space(get_space("extended"), "conv3x3", "lossy")
+    monkeypatch.setattr(spaces, "get_space", lambda *a, **k: pytest.fail("the space was looked up again"))
+    cfg = configure("smoke", space, TINY)
+    search = EnasSearch(cfg, coloured_splits(16, 8, 0, ENAS_TASK), torch.device("cpu"), 0, space=space)
+    assert search.child.op_names == space.ops and cfg.released_op == space.ops[-1]
+    record = search.run_epoch(0)
+    assert 0.0 <= record["valid_acc"] <= 1.0
+    arch = arch_to_dict(space, [0, 1, 2], [[], [1], [0, 1]], 4, 3)
+    assert arch["planted"] == "conv3x3" and arch["ops"][0] == space.ops[0] == "conv3x3"
+    monkeypatch.undo()  # a record read back is looked up, once: that is what a record is for
+    assert FixedChild(json.loads(json.dumps(arch))).op_names == list(space.ops[:3])  # the planted arch.json rebuilds its space
+    with pytest.raises(ConfigError, match="is not in the extended space"):  # a config for another space
+        EnasSearch(cfg, coloured_splits(16, 8, 0, ENAS_TASK), torch.device("cpu"), 0,
+                   space=get_space("extended", extra=("conv1x1",)))
+
+
+def _arch_file(tmp_path: Path, arch: dict) -> Path:
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(arch))
+    return path
+
+
+def test_retraining_rebuilds_the_space_from_arch_json(tmp_path):
+    small = {"space": "superkernel", "m": 3, "K": 2, "ops": ["conv1x2", "sep3x3"], "layers": 2, "method": "nasib"}
+    assert load_arch(_arch_file(tmp_path, small))["m"] == 3
+    with pytest.raises(ConfigError, match=r"'ops'\[1\]: 'conv9x9' is not an op of space 'superkernel'"):
+        load_arch(_arch_file(tmp_path, {**small, "ops": ["conv1x2", "conv9x9"]}))  # beyond its m
+    with pytest.raises(ConfigError, match=r"'ops'\[0\]: 'conv3x3'"):
+        load_arch(_arch_file(tmp_path, {**small, "ops": ["conv3x3", "sep3x3"]}))  # K=2 makes it separable
+
+
+def test_old_arch_json_files_with_a_name_only_still_load(tmp_path):
+    # sep7x1 is no op of the default superkernel (7 <= K = 9): the file's own K was not recorded
+    old = {"space": "superkernel", "ops": ["conv3x3", "sep7x1"], "layers": 2, "method": "nasib"}
+    assert load_arch(_arch_file(tmp_path, old))["ops"] == old["ops"]
+    with pytest.raises(ConfigError, match=r"'ops'\[1\]: 'cnv7x1'"):
+        load_arch(_arch_file(tmp_path, {**old, "ops": ["conv3x3", "cnv7x1"]}))  # still held to the op grammar
+    shipped = sorted((ROOT / "results" / "reference").glob("*/*/*/arch.json"))
+    assert shipped, "the committed reference records hold arch.json files"
+    for path in shipped:
+        arch = load_arch(path)
+        assert resolve_space(arch).name == arch["space"]
