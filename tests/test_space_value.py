@@ -60,7 +60,8 @@ def test_enas_searches_the_space_value_it_is_handed_without_looking_it_up_again(
     arch = arch_to_dict(space, [0, 1, 2], [[], [1], [0, 1]], 4, 3)
     assert arch["planted"] == "conv3x3" and arch["ops"][0] == space.ops[0] == "conv3x3"
     monkeypatch.undo()  # a record read back is looked up, once: that is what a record is for
-    assert FixedChild(json.loads(json.dumps(arch))).op_names == list(space.ops[:3])  # the planted arch.json rebuilds its space
+    # the planted arch.json rebuilds its space
+    assert FixedChild(json.loads(json.dumps(arch))).op_names == list(space.ops[:3])
     with pytest.raises(ConfigError, match="is not in the extended space"):  # a config for another space
         EnasSearch(cfg, coloured_splits(16, 8, 0, ENAS_TASK), torch.device("cpu"), 0,
                    space=get_space("extended", extra=("conv1x1",)))
