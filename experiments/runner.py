@@ -15,12 +15,11 @@ from pathlib import Path
 
 from contract.budget import Budget, BudgetError
 from nascore.config import ConfigError, deep_merge, from_dict, read_yaml
+from nascore.names import METHOD_SPACES as SPACES  # which spaces each method family takes, said once
 from nascore.names import OPTIONAL_SCALES, SCALES, STRATEGIES
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
-SPACES = {"enas": ("original", "extended"), "nasib": ("narrow", "superkernel"),
-          "retrain": ("original", "extended", "narrow", "superkernel")}
 PLACEHOLDERS = ("seed", "space", "budget", "strategy", "method")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
