@@ -5,8 +5,10 @@ torch threads once (the cores split between the slots unless --threads is given)
 machine, sees one GPU, the k-th visible one round-robin (CUDA_VISIBLE_DEVICES), so N slots over G
 GPUs put about N/G trials on each card. A retrain starts only after its source search has ended.
 A trial that fails, or a worker that dies, is that trial's outcome; the other slots go on. Ctrl-C
-reaches the runner alone (workers leave its process group) and the runner hands one SIGINT to each
-running trial, which stops at its last checkpoint; then the run ends as the sequential one does.
+reaches the runner alone (workers leave its process group), and so does `kill <runner pid>` (SIGTERM,
+which the runner takes as Ctrl-C while the pool runs): the runner hands one SIGINT to each running
+trial, which stops at its last checkpoint, then ends every worker (SIGKILL to one that would not stop)
+so no trial outlives the run or keeps its lock; then the run ends as an interrupted sequential one does.
 Ray stays the launcher for clusters; this one needs only the standard library.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -26,6 +29,14 @@ from experiments.launchers import FAILED, Launcher, Outcome, TrialFn, is_interru
 from experiments.runner import TrialPlan
 
 CANCEL_WAIT_S = 60.0  # after Ctrl-C, how long running trials get to stop at their checkpoint
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the runner: stop the run as Ctrl-C does (a KeyboardInterrupt, so every caller agrees)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated("terminated (SIGTERM)")
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ def plan_slots(jobs: int, threads: str, gpus: Sequence[str]) -> list[Slot]:
 def _start_worker(env: dict, threads: int) -> None:
     """Worker start: own process group (Ctrl-C goes to the runner, which forwards it once), GPU, threads."""
     os.setpgid(0, 0)
+    signal.signal(signal.SIGTERM, _on_sigterm)  # a worker sent SIGTERM stops its trial at the checkpoint too
     os.environ.update(env)
     from nascore.runtime import apply_threads  # torch loads here, in the worker, after CUDA_VISIBLE_DEVICES
 
@@ -93,13 +105,18 @@ class PoolLauncher(Launcher):
         gpus = ", ".join(s.env["CUDA_VISIBLE_DEVICES"] for s in slots if s.env) or "none"
         click.echo(f"pool: {len(slots)} trial(s) at once, {slots[0].threads} torch thread(s) each, "
                    f"GPU per slot: {gpus}", err=True)
-        workers, ended = _Workers(slots), False
+        ours = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+        before = signal.signal(signal.SIGTERM, _on_sigterm) if ours else None
+        workers, ended = _Workers(), False
         try:
+            workers.start(slots)
             outcomes = self._run(plans, fn, workers)
             ended = True
             return outcomes
         finally:
             workers.close(wait=ended)  # after Ctrl-C, a trial that would not stop is not waited for
+            if ours:
+                signal.signal(signal.SIGTERM, before)
 
     def _run(self, plans: Sequence[TrialPlan], fn: TrialFn, workers: _Workers) -> list[Outcome]:
         """The scheduling loop: fill free slots with ready plans, collect what ends."""
@@ -130,14 +147,20 @@ class PoolLauncher(Launcher):
 class _Workers:
     """One single-process executor per slot, so each trial's slot (GPU, threads) is known."""
 
-    def __init__(self, slots: Sequence[Slot]):
-        self.slots = list(slots)
-        self.pools = [self._pool(s) for s in self.slots]
-        # Start every worker now (torch loads in parallel) and learn its pid, for Ctrl-C.
-        pids = [p.submit(os.getpid) for p in self.pools]
-        self.pids = [f.result() for f in pids]
-        self.free = list(range(len(self.slots)))
+    def __init__(self):
+        self.slots: list[Slot] = []
+        self.pools: list[ProcessPoolExecutor] = []
+        self.pids: list[int] = []  # worker pids, for Ctrl-C
+        self.free: list[int] = []
         self.busy: dict[Future, int] = {}
+
+    def start(self, slots: Sequence[Slot]) -> None:
+        """Start every worker now (torch loads in parallel) and learn its pid, for Ctrl-C."""
+        self.slots = list(slots)
+        for s in self.slots:  # one by one: a signal during start-up leaves close() every pool made so far
+            self.pools.append(self._pool(s))
+        self.pids = [f.result() for f in [p.submit(os.getpid) for p in self.pools]]
+        self.free = list(range(len(self.slots)))
 
     @staticmethod
     def _pool(slot: Slot) -> ProcessPoolExecutor:
@@ -179,6 +202,19 @@ class _Workers:
             wait(running, timeout=1.0)
 
     def close(self, wait: bool) -> None:
-        """Shut every worker down (nothing is queued beyond the running trials)."""
+        """Shut every worker down (nothing is queued beyond the running trials); after a stop, end any left."""
+        # The executor's own process handles (private, but a stable CPython attribute): the public API
+        # cannot end a worker whose trial outlives shutdown(), and the runner's exit would wait for it.
+        procs = [q for pool in self.pools for q in (getattr(pool, "_processes", None) or {}).values()]
         for pool in self.pools:
             pool.shutdown(wait=wait, cancel_futures=True)
+        if wait:
+            return
+        end = time.monotonic() + 5.0  # an idle worker leaves on the shutdown message; a stuck trial does not
+        for proc in procs:
+            proc.join(max(0.0, end - time.monotonic()))
+            if proc.is_alive():  # it resumes from its last checkpoint; its lock is a dead holder's, taken over
+                click.echo(f"pool: worker {proc.pid} did not stop; killed (it resumes from its last checkpoint)",
+                           err=True)
+                proc.kill()
+                proc.join(5.0)

@@ -6,7 +6,11 @@ import _thread
 import functools
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -126,6 +130,75 @@ def test_ctrl_c_stops_every_trial_at_its_checkpoint(tmp_path, tiny_data):
     again = LocalLauncher().run(plans[:1], trial_fn(tiny_data))  # the same command again resumes it
     assert [o.status for o in again] == [OK]
     assert [r["epoch"] for r in Trial(plans[0].folder).read_epochs()] == list(range(20))
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (from /proc: the kit needs no psutil)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        kids = {c for c, p in parents.items() if p == todo[-1]}
+        todo.pop()
+        todo += sorted(kids - found)
+        found |= kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process parents from /proc")
+def test_sigterm_to_the_runner_stops_every_trial_at_its_checkpoint(tmp_path, tiny_data):
+    config = tiny_config(tmp_path, epochs=10)
+    config.write_text("\n".join(line for line in config.read_text().splitlines()
+                                if "broken-" not in line and "retrain-" not in line))  # two searches only
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "experiments", "run", str(config), "--scale", "smoke", "--results", str(results),
+           "--device", "cpu", "--deterministic", "--threads", "1", "--data-dir", str(tiny_data), "--jobs", "2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    log = tmp_path / "runner.err"  # a file, not a pipe: an orphan holding a pipe would hide the runner's exit
+    with open(log, "w") as err_file:
+        runner = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file, text=True)
+    folders, children = [results / "tiny" / f"enas-original-s{seed}" for seed in (0, 1)], set()
+    try:
+        for folder in folders:  # both past their first checkpoint (an epoch's line lands just before it)
+            wait_for_lines(folder / "epochs.jsonl", 2, timeout=300)
+        children = _descendants(runner.pid)
+        assert len(children) >= 2  # the two workers (and whatever multiprocessing adds)
+        runner.send_signal(signal.SIGTERM)  # `kill <runner pid>`
+        runner.wait(timeout=120)
+        end = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)], "a trial outlived its runner"
+    finally:  # a failing run leaves nothing behind
+        for pid in [runner.pid, *children]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert runner.returncode != 0
+    assert [line for line in log.read_text().splitlines() if line.startswith("Error:")] == [
+        "Error: interrupted; finished trials are kept and the interrupted one resumes from its checkpoint: "
+        "run the same command again"]
+    for folder in folders:  # both stopped at a checkpoint and let go of their folder
+        assert (folder / "checkpoint.pt").is_file() and not (folder / "result.json").exists()
+        assert not (folder / ".lock").exists()
+        assert 1 <= len(Trial(folder).read_epochs()) < 10
+    again = _run(results, config, tiny_data, "--jobs", "2")  # the same command again resumes both
+    assert again.exit_code == 0, again.output
+    for folder in folders:
+        assert [r["epoch"] for r in Trial(folder).read_epochs()] == list(range(10))
 
 
 def test_slots_split_the_cores_and_deal_gpus_round_robin(monkeypatch):
