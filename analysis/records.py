@@ -389,15 +389,30 @@ def code_flags(trials: Iterable[Trial]) -> list[str]:
     return flags
 
 
+def scale_label(trial: Trial) -> str:
+    """The scale that ran a trial: its manifest's (a `medium` trial records the smoke preset it overrides)."""
+    manifest = trial.path.parent / MANIFEST
+    try:
+        data = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    except (OSError, ValueError):
+        data = {}
+    preset = str(trial.config.get("preset", "?"))
+    scale = data.get("scale") if isinstance(data, dict) else None
+    listed = any(isinstance(r, dict) and r.get("trial_id") == trial.trial_id for r in data.get("trials") or [])
+    if not (isinstance(scale, str) and listed) or scale == preset:
+        return f"preset {preset}"
+    return f"scale {scale} (the {preset} preset with the scale's overrides)"
+
+
 def provenance_note(trials: Iterable[Trial]) -> str:
-    """Short 'preset / device / data / code' description gathered from configs, for captions and tables."""
+    """Short 'scale / device / data / code' description gathered from records, for captions and tables."""
     trials = list(trials)
     presets, devices, data = set(), set(), set()
     for trial in trials:
         prov = trial.config.get("provenance", {}) or {}
-        presets.add(str(trial.config.get("preset", "?")))
+        presets.add(scale_label(trial))
         devices.add(str(prov.get("device_name") or prov.get("device") or trial.result.get("device", "?")))
         data.add(data_label(trial))
     flags = code_flags(trials)
-    return (f"preset: {', '.join(sorted(presets))}; device: {', '.join(sorted(devices))}; "
+    return (f"{', '.join(sorted(presets))}; device: {', '.join(sorted(devices))}; "
             f"data: {', '.join(sorted(data))}" + (f"; {'; '.join(flags)}" if flags else ""))

@@ -256,7 +256,7 @@ def test_table1_paper_and_measured_rows(tmp_path: Path) -> None:
     markdown = (tmp_path / "out" / "tables" / "table1.md").read_text()
     row_md = "| measured | NASIB-2 | test copy | 2.5 | 4.50 ± 0.71 | 81 | 2 h (CPU) | search 2, retrain 2 |"
     assert row_md in markdown
-    assert "preset: smoke; device: test-cpu; data: test copy; commit unknown (4 trial(s))" in markdown
+    assert "preset smoke; device: test-cpu; data: test copy; commit unknown (4 trial(s))" in markdown
 
 
 def test_stats_single_value_and_tests() -> None:
@@ -402,3 +402,14 @@ def test_inventory_lists_every_finished_trial(tmp_path: Path) -> None:
                                        "fig5/nasib-b1m-s0"]  # the unfinished one is not listed
     assert table.loc[3, "budget"] == "1m" and (table["device"] == "test-cpu").all()
     assert "| fig5/nasib-b1m-s0 | nasib | superkernel |" in (tmp_path / "inventory.md").read_text()
+
+
+def test_captions_name_the_scale_the_manifest_ran(tmp_path: Path) -> None:
+    """A `medium` trial records the smoke preset it overrides; its caption must not call it smoke."""
+    fig2_records(tmp_path, [0.5, 0.52, 0.51], [0.6, 0.61, 0.62])
+    manifest = write_manifest(tmp_path, "fig2", [f"fig2/enas-{sp}-s{s}" for sp in ("original", "extended")
+                                                 for s in range(3)])
+    manifest.write_text(manifest.read_text().replace('"scale": "smoke"', '"scale": "medium"'))
+    runner_ok(["curves", str(tmp_path), "--figure", "fig2"])
+    text = (tmp_path / "figures" / "fig2_test.json").read_text()
+    assert "scale medium (the smoke preset" in text and "preset: smoke" not in text
