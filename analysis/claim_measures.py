@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from analysis.records import Trial, trial_scale
+from contract.ops import kernel_shape
 
 UNCONVENTIONAL = "non-square or even-sized kernel"
 
@@ -97,16 +98,6 @@ def entropy_drop(trial: Trial) -> float | None:
     if len(rows) < 2:
         return None
     return rows[0][2] - rows[-1][2]
-
-
-def kernel_shape(op: str) -> tuple[int, int] | None:
-    """(height, width) of a convolution op name such as 'conv1x3' or 'sep5x6'; None for pools and identity."""
-    for prefix in ("conv", "sep"):
-        if op.startswith(prefix) and "x" in op:
-            h, _, w = op[len(prefix):].partition("x")
-            if h.isdigit() and w.isdigit():
-                return int(h), int(w)
-    return None
 
 
 def unconventional(op: str) -> bool:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import click
 
+from contract.options import data_dir_option, deterministic_option, device_option, download_option
+from contract.threads import RUNNER_THREADS_HELP
 from experiments import checks, launchers
 from experiments.launchers import (
     STATUSES,
@@ -110,11 +112,10 @@ def cli() -> None:
 @click.option("--results", type=click.Path(path_type=Path), default=None,
               help="Results root; trials go to RESULTS/<experiment>/<trial-id>/. Default: runs/<scale> "
               "(git-ignored), never the shipped records in results/reference/.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-dir", default=None, help="Folder holding cifar-10-batches-py/ (default: $NASIB_DATA, "
-              "else ./data).")
-@click.option("--download", is_flag=True, help="Download CIFAR-10 with torchvision if missing.")
-@click.option("--deterministic/--fast", default=False, show_default=True, help="Deterministic kernels.")
+@device_option()
+@data_dir_option()
+@download_option()
+@deterministic_option("Deterministic kernels.")
 @click.option("--force", is_flag=True, help="Re-run finished trials (old folders are moved aside).")
 @click.option("--launcher", default="local", show_default=True,
               help=f"Where trials run: {', '.join(checks.KNOWN_LAUNCHERS)} (checked before anything runs).")
@@ -124,7 +125,7 @@ def cli() -> None:
               "Default: 1 when Ray sees GPUs, else 0.")
 @click.option("--cpus-per-trial", type=float, default=None, help="ray: CPUs each trial reserves (default 1).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded trial table and run nothing.")
-@click.option("--threads", default="auto", show_default=True, help=checks.THREADS_HELP + " With --jobs N: "
+@click.option("--threads", default="auto", show_default=True, help=RUNNER_THREADS_HELP + " With --jobs N: "
               "each trial's threads (auto: the cores split between the N).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="local: trials run at once, each in its own process (GPUs dealt round-robin, "

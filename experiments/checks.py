@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from contract.threads import parse_threads
 from experiments import launchers
 from experiments.runner import TrialPlan
 
@@ -39,14 +40,8 @@ def check_results(results: Path) -> None:
             return
 
 
-THREADS_HELP = ("CPU threads for torch in this runner: a number, or auto = the cores not already busy "
-                "(the rule every command uses); recorded in each trial's config.json.")
-
-
 def check_threads(value: str) -> None:
     """Refuse a thread count that is neither 1..cores nor auto, by the rule every command uses (torch-free)."""
-    from nascore.runtime import parse_threads
-
     parse_threads(value)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from contract.errors import NotAvailable
 from experiments.runner import TrialPlan
 from nascore.intact import finished_problem, flat
 from nascore.lock import TrialLocked
@@ -221,7 +222,7 @@ def run_one(plan: TrialPlan, ctx: RunContext, methods: Mapping[str, MethodFn] = 
         first = (str(e).splitlines() or [""])[0]
         if isinstance(e, TrialLocked):  # another live runner holds the folder: its trial, not a failure
             return Outcome(plan, ELSEWHERE, first, time.perf_counter() - t0)
-        if _not_available(e, first, plan.strategy or plan.method):
+        if isinstance(e, NotAvailable):  # a gap the method names; a plain NotImplementedError is a failure
             return Outcome(plan, NOT_AVAILABLE, first)
         detail = f"{type(e).__name__}: {first} (traceback: {_save_traceback(plan)})"
         return Outcome(plan, FAILED, detail, time.perf_counter() - t0)
@@ -235,14 +236,6 @@ def run_one(plan: TrialPlan, ctx: RunContext, methods: Mapping[str, MethodFn] = 
         return Outcome(plan, DIVERGED, str(result.get("reason") or f"epoch {result.get('diverged_epoch')}"),
                        seconds, result)
     return Outcome(plan, FAILED, f"result status {status!r}", seconds, result)
-
-
-def _not_available(err: Exception, message: str, name: str) -> bool:
-    """A method saying it does not implement this strategy (darts, snas) yet, naming it.
-
-    Requiring the name keeps a missing torch kernel (also NotImplementedError) a failure."""
-    said = isinstance(err, NotImplementedError) or "not implemented" in message.lower()
-    return said and f"'{name}'" in message
 
 
 def _ok_detail(result: dict) -> str:

@@ -8,23 +8,23 @@ kept for real bugs. Nothing here imports torch: options are checked and the firs
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from pathlib import Path
 
 import click
 
+from contract.errors import OutOfMemory
+from contract.options import data_dir_option, deterministic_option, device_option, download_option
+from contract.threads import THREADS_HELP, default_threads, parse_threads
 from nascore.config import ConfigError
 from nascore.datafiles import FOLDER, DataConfig, DataError, data_source, resolve_root
 from nascore.names import SYNTHETIC_DATA, Interrupted, RecordError
-from nascore.runtime import THREADS_HELP, default_threads, parse_threads
 
 USAGE_ERRORS = (ConfigError, ValueError)
-RUN_ERRORS = (DataError, RecordError)
+RUN_ERRORS = (DataError, RecordError, OutOfMemory)
 CONTEXT = {"help_option_names": ["-h", "--help"]}  # every group and command takes -h as well as --help
 GPU_SCALES = ("quick", "paper")  # scales sized for a GPU: on a CPU, say so and point at --scale smoke
 _THREADS = "nascore.threads"  # ctx.meta key: the --threads value, applied by begin()
-DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 def _threads(ctx, param, value, *, later: bool = False):
@@ -53,19 +53,6 @@ def late_threads_option(f):
     return threads_option(f, later=True)
 
 
-def _device(ctx, param, value):
-    """A device name torch could know, checked before torch loads (whether it exists here: later)."""
-    if not DEVICE_RE.fullmatch(value):
-        raise click.BadParameter(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N")
-    return value
-
-
-def device_option(default: str = "auto"):
-    """--device auto|cpu|cuda|cuda:N."""
-    return click.option("--device", default=default, show_default=True, callback=_device,
-                        help="auto, cpu, cuda or cuda:N.")
-
-
 def seed_option(help_text: str = "Random seed (0 or more)."):
     """--seed: a non-negative integer, the same rule in every command."""
     return click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=help_text)
@@ -88,11 +75,9 @@ def common_options(f):
         click.option("--out", type=click.Path(path_type=Path), required=True, help="Trial folder to write."),
         seed_option(),
         device_option(),
-        click.option("--data-dir", default=None, help="Folder holding cifar-10-batches-py/ "
-                     "(default: $NASIB_DATA, else ./data)."),
-        click.option("--download", is_flag=True, help="Download CIFAR-10 with torchvision if missing."),
-        click.option("--deterministic/--fast", default=False, show_default=True,
-                     help="Deterministic kernels (same seed, same numbers on CPU)."),
+        data_dir_option(),
+        download_option(),
+        deterministic_option(),
         click.option("--force", is_flag=True,
                      help="Start the trial over, finished or not (the old folder is moved aside)."),
         click.option("--train-size", type=click.IntRange(min=1), default=None,

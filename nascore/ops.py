@@ -18,70 +18,25 @@ the networks that use them.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 
-_CONV = re.compile(r"^(conv|sep)([1-9][0-9]?)x([1-9][0-9]?)$")
-FIXED_OPS = ("avgpool3x3", "maxpool3x3", "identity")
+# The grammar lives on the torch-free floor; its names stay importable from here.
+from contract.ops import (  # noqa: F401 (re-exported)
+    FIXED_OPS,
+    PLANTED_KINDS,
+    UNINFORMATIVE,
+    OpSpec,
+    UnknownOpError,
+    check_ops,
+    parse_op,
+)
 
-
-class UnknownOpError(ValueError):
-    """An op name that the registry cannot build."""
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """The parsed form of an op name."""
-
-    name: str  # the canonical name, e.g. "sep5x3" or "noise@sep5x3"
-    kind: str  # "conv", "sep", "avgpool", "maxpool", "identity", "noise" / "zero" (uninformative), "lossy"
-    kh: int  # kernel height (1 for identity)
-    kw: int  # kernel width (1 for identity)
-
-    @property
-    def has_weights(self) -> bool:
-        """Whether the op owns learnable parameters."""
-        return self.kind in ("conv", "sep")
-
-
-UNINFORMATIVE = ("noise", "zero")  # prefixes of `KIND@OP` names: OP's shape, no information
-PLANTED_KINDS = UNINFORMATIVE + ("lossy",)  # every `KIND@OP` prefix; lossy@OP passes x but loses samples
 LOSSY_RATE = 0.1  # probability that a lossy op loses a sample (per call, sample and op)
 # Loud enough that ENAS's summed skips cannot carry a lost sample through (at std 1-3 the
 # shared child learned to read the skips and a lost sample cost nothing, measured), yet
 # rare enough that the child still trains: docs/planted.md, how the ENAS row got there.
 LOSSY_STD = 10.0  # std of a lost sample's noise, in units of the op's (batch-normalised) input
-
-
-def parse_op(name: str) -> OpSpec:
-    """Parse an op name, failing with the accepted forms."""
-    kind, at, inner = name.partition("@") if isinstance(name, str) else ("", "", "")
-    if at and kind in PLANTED_KINDS:
-        spec = parse_op(inner)
-        if spec.kind in PLANTED_KINDS:
-            raise UnknownOpError(f"unknown op {name!r}: {kind}@ takes a plain op, not {inner!r}")
-        return OpSpec(name, kind, spec.kh, spec.kw)
-    if name in ("avgpool3x3", "maxpool3x3"):
-        return OpSpec(name, name[:7], 3, 3)
-    if name == "identity":
-        return OpSpec(name, "identity", 1, 1)
-    m = _CONV.match(name) if isinstance(name, str) else None
-    if m is None:
-        raise UnknownOpError(
-            f"unknown op {name!r}; valid: conv{{i}}x{{j}} or sep{{i}}x{{j}} with 1 <= i, j <= 99 "
-            f"(e.g. conv3x3, sep5x3), {', '.join(FIXED_OPS)}, or noise@OP / zero@OP / lossy@OP"
-        )
-    return OpSpec(name, m.group(1), int(m.group(2)), int(m.group(3)))
-
-
-def check_ops(names: list[str] | tuple[str, ...], valid: list[str] | tuple[str, ...]) -> None:
-    """Fail with the valid list when any name is not among `valid`."""
-    bad = [n for n in names if n not in valid]
-    if bad:
-        raise UnknownOpError(f"unknown op {bad[0]!r} for this space; valid: {', '.join(valid)}")
 
 
 class Identity(nn.Module):

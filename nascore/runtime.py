@@ -1,7 +1,7 @@
 """Devices, seeds, determinism, threads and RNG state capture (for exact resume).
 
-torch is imported inside the functions that need it: the command line checks --threads with
-this module before torch loads (3-6 s), so a bad value fails at once.
+torch is imported inside the functions that need it. The thread rule and its parser are
+`contract.threads` (torch-free, shared with the runner); this module applies the count to torch.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import random
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from contract.threads import default_threads, parse_threads
 
 if TYPE_CHECKING:
     import torch
@@ -73,48 +75,6 @@ def sync(device: torch.device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-THREADS_HELP = ("CPU threads for torch: a number, or auto = the cores not already busy (cores this process "
-                "may use minus the 1-minute load average, at least 1), the same rule for make, the runner "
-                "and commands typed by hand.")
-
-
-def cores() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def default_threads() -> int:
-    """Cores this process may use minus those already busy (1-minute load average), at least 1.
-
-    On a 2-core machine (smoke search epoch, measured): idle, 2 threads beat 1 (1.6 s vs 2.2 s); with
-    one other busy process, 2 threads ran 3.5-5.8 s against 1 thread's 2.2 s."""
-    n = cores()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(n, n - int(round(busy))))
-
-
-def parse_threads(value: str | int | None) -> int | None:
-    """'auto' or None -> None (the default rule); 1..cores -> itself; else one clear error.
-
-    More threads than cores only slow torch down (they take turns on the same cores), so a count
-    above the cores is refused rather than run many times slower."""
-    if value is None or str(value).strip().lower() == "auto":
-        return None
-    try:
-        n = int(str(value))
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"--threads {value!r}: use a positive number of threads or auto")
-    if n > cores():
-        raise ValueError(f"--threads {value!r}: this process may use {cores()} core(s); "
-                         f"use at most {cores()} or auto")
-    return n
 
 
 def apply_threads(value: str | int | None) -> int:

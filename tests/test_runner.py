@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from contract.errors import NotAvailable
 from experiments import launchers
 from experiments.__main__ import cli
 from experiments.launchers import LocalLauncher, RunContext, get_launcher, run_one, write_manifests
@@ -44,7 +45,7 @@ class FakeMethods(dict):
         self.calls.append(plan.key)
         self.ctx.append(ctx)
         if plan.strategy in ("darts", "snas"):
-            raise NotImplementedError(f"strategy {plan.strategy!r} is not implemented yet")
+            raise NotAvailable(f"strategy {plan.strategy!r} is not implemented yet")
         if plan.trial_id in self.fail:
             raise RuntimeError("CUDA error: boom\nsecond line")
         plan.folder.mkdir(parents=True, exist_ok=True)

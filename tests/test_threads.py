@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from nascore import runtime
+from contract import threads
 from retraining.__main__ import cli as retrain_cli
 
 ARCH = {"space": "superkernel", "method": "nasib", "layers": 4, "channels": 8,
@@ -20,16 +20,16 @@ ARCH = {"space": "superkernel", "method": "nasib", "layers": 4, "channels": 8,
 def test_default_is_the_cores_not_busy(monkeypatch, cores, load, expected):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    assert runtime.default_threads() == expected
+    assert threads.default_threads() == expected
 
 
 def test_parse_threads(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
-    assert runtime.parse_threads("auto") is None and runtime.parse_threads(None) is None
-    assert runtime.parse_threads("3") == 3 and runtime.parse_threads("4") == 4
+    assert threads.parse_threads("auto") is None and threads.parse_threads(None) is None
+    assert threads.parse_threads("3") == 3 and threads.parse_threads("4") == 4
     for bad in ("0", "-1", "two", "1.5", "5"):  # 5: more threads than the 4 cores only slow torch down
         with pytest.raises(ValueError, match="--threads"):
-            runtime.parse_threads(bad)
+            threads.parse_threads(bad)
 
 
 def test_retrain_records_the_thread_count_it_ran_with(tmp_path, tiny_data):
