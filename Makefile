@@ -20,7 +20,7 @@ DATA      ?= $(if $(NASIB_DATA),$(NASIB_DATA),data)
 JPEG_PACK ?=# a CIFAR-10 JPEG pack (.npz) to build DATA from without internet (docs/data.md)
 INSTALL   ?= install# set INSTALL= to use an existing environment (with PYTHON=...)
 # torch threads: auto = the cores not already busy, the rule every command uses by hand too
-# (nascore/runtime.py default_threads); THREADS=N fixes it. Recorded in each trial's config.json.
+# (contract/threads.py default_threads); THREADS=N fixes it. Recorded in each trial's config.json.
 THREADS   ?= auto
 SEEDS_ARG := $(if $(SEEDS),--seeds $(SEEDS),)
 RUN       := $(PYTHON) -m experiments run

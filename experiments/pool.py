@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from contract.threads import cores, parse_threads
 from experiments.launchers import FAILED, Launcher, Outcome, TrialFn, is_interrupt, progress_line, start_line
 from experiments.runner import TrialPlan
 
@@ -48,11 +49,6 @@ class Slot:
     env: dict = field(default_factory=dict)  # set before torch loads: CUDA_VISIBLE_DEVICES when GPUs are shared
 
 
-def cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def visible_gpus(device: str) -> list[str]:
     """The GPUs to share round-robin: none for cpu or a named cuda:N (every slot uses that one)."""
     if device.startswith("cpu") or ":" in device:
@@ -67,7 +63,8 @@ def visible_gpus(device: str) -> list[str]:
 
 def plan_slots(jobs: int, threads: str, gpus: Sequence[str]) -> list[Slot]:
     """`jobs` slots: threads as given, else the cores split evenly (at least 1); GPUs dealt round-robin."""
-    each = int(threads) if threads.strip().lower() != "auto" else max(1, cores() // jobs)
+    given = parse_threads(threads)  # the one parser; "auto" here splits the cores between the slots
+    each = given if given is not None else max(1, cores() // jobs)
     return [Slot(k, each, {"CUDA_VISIBLE_DEVICES": gpus[k % len(gpus)]} if gpus else {}) for k in range(jobs)]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from contract.budget import Budget, budget_record
+from contract.errors import OutOfMemory
 from nascore.data import DataConfig, Splits, load_splits, resolve_root
 from nascore.lock import TrialLock
 from nascore.loop import EpochClock, Interrupted, RunSpec, Searcher, run_trial, start_clock
@@ -65,9 +66,8 @@ def run_recipe(spec: RunSpec, recipe: Recipe) -> dict | None:
     """Run (or resume) one trial; None when it is finished (with the same settings) and not forced."""
     try:
         return _run(spec, recipe)
-    except torch.cuda.OutOfMemoryError as e:
-        e.hint = oom_hint(recipe.batch_size, recipe.layers)
-        raise
+    except torch.cuda.OutOfMemoryError as e:  # typed, so a runner in another process knows it by type
+        raise OutOfMemory(oom_hint(recipe.batch_size, recipe.layers)) from e
 
 
 def _open(spec: RunSpec, recipe: Recipe, trial: Trial) -> tuple[str, TrialLock | None]:

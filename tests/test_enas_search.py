@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from contract.errors import OutOfMemory
 from enas_ext.__main__ import cli
 from enas_ext.presets import PRESETS, configure, preset
 from enas_ext.search import EnasSearch, cosine_restart_lr, search_trial
@@ -134,7 +135,7 @@ def test_oom_carries_a_hint(tmp_path, tiny_data, monkeypatch):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(EnasSearch, "run_epoch", boom)
-    with pytest.raises(torch.cuda.OutOfMemoryError) as err:
+    with pytest.raises(OutOfMemory) as err:
         run(tmp_path / "oom", tiny_data)
     assert "batch size 32 with 4 layers" in err.value.hint
 

@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from contract.budget import BudgetError
+from contract.errors import OutOfMemory
 from enas_ext.search import search_trial as enas_trial
 from nascore import lock as lockmod
 from nascore import recipe
@@ -208,7 +209,7 @@ def test_retraining_gets_the_out_of_memory_hint_too(tmp_path, tiny_data, monkeyp
 
     monkeypatch.setattr(Retrain, "run_epoch", boom)
     (tmp_path / "arch.json").write_text(json.dumps(NASIB_ARCH))
-    with pytest.raises(torch.cuda.OutOfMemoryError) as err:
+    with pytest.raises(OutOfMemory) as err:
         retrain_trial(spec(tmp_path / "r", tiny_data), tmp_path / "arch.json", "smoke",
                       {"epochs": 1, "data": {"valid_size": 100, "test_size": 100}})
     assert "batch size" in err.value.hint and "with 4 layers" in err.value.hint
