@@ -31,6 +31,7 @@ from nascore.records import (
     FORMAT,
     CheckpointWriter,
     RecordError,
+    RecordFormatError,
     Trial,
     read_json,
 )
@@ -155,9 +156,9 @@ def _started_with(trial: Trial) -> dict:
     """The config.json a trial was started with; unreadable or missing is one line with the next step."""
     try:
         return read_json(trial.file(CONFIG), need_format=True)
+    except RecordFormatError:  # its message already says what to do
+        raise
     except RecordError as e:
-        if "--force" in str(e):
-            raise
         raise RecordError(f"{e}; the settings this trial was started with cannot be checked: restore "
                           f"{CONFIG}, or {START_OVER}") from None
 

@@ -122,6 +122,10 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+class RecordFormatError(RecordError):
+    """A record in a format this kit does not read; its message already names the next step (--force)."""
+
+
 def read_json(path: Path, need_format: bool = False) -> Any:
     """Read a JSON record; errors name the file."""
     try:
@@ -130,7 +134,7 @@ def read_json(path: Path, need_format: bool = False) -> Any:
         raise RecordError(f"{path}: unreadable record ({e})") from None
     if need_format and (not isinstance(obj, dict) or obj.get("format") != FORMAT):
         got = obj.get("format") if isinstance(obj, dict) else None
-        raise RecordError(f"{path}: record format {got!r}, this kit reads format {FORMAT}; "
+        raise RecordFormatError(f"{path}: record format {got!r}, this kit reads format {FORMAT}; "
                           f"re-run the trial with --force or use the kit version that wrote it")
     return obj
 

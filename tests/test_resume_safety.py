@@ -135,6 +135,15 @@ def test_an_invalid_config_json_on_resume_names_the_next_step(tmp_path):
         run(out, 4)
 
 
+def test_a_config_json_of_another_format_says_its_next_step_once(tmp_path):
+    """Its own message already names --force; wrapping it again would say the next step twice."""
+    out = stopped_after(tmp_path / "toy", 2)
+    (out / "config.json").write_text('{"format": 99, "method": "toy"}')
+    with pytest.raises(RecordError, match=r"record format 99") as e:
+        run(out, 4)
+    assert str(e.value).count("--force") == 1 and "cannot be checked" not in str(e.value)
+
+
 # --- item 5: a trial that claims to be finished but is not -----------------------------------------
 
 @pytest.mark.parametrize("damage", ["no log", "short log", "broken result", "result of another kind"])
