@@ -7,7 +7,8 @@ import math
 from analysis import claim_measures as cm
 from analysis import stats
 from analysis.gates import FIG2_GATE, accuracy_quantum, distinct, gate_lacks, se_floor
-from analysis.records import Trial, TrialSet, code_flags
+from analysis.provenance import code_flags, scale_label
+from analysis.records import Trial, TrialSet
 from analysis.records import select_experiment as _select
 from analysis.verdicts import (
     INCONCLUSIVE,
@@ -38,9 +39,8 @@ Q_INTERACTION = ("All hyperparameters and other experimental details are kept ex
 
 
 def flags_of(trials: list[Trial]) -> list[str]:
-    """Provenance warnings plus the presets the trials ran at."""
-    presets = sorted({str(t.config.get("preset", "?")) for t in trials})
-    return [f"preset {', '.join(presets)}", *code_flags(trials)] if trials else []
+    """Provenance warnings plus the scales the trials ran at."""
+    return [", ".join(sorted({scale_label(t) for t in trials})), *code_flags(trials)] if trials else []
 
 
 def branch_mode(trial: Trial) -> str:

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis import stats  # noqa: E402
 from analysis.claims_fig2 import fig2_rows  # noqa: E402
+from analysis.provenance import provenance_note
 from analysis.records import (  # noqa: E402
     EXPERIMENT_HELP,
     NoTrialsError,
@@ -28,7 +29,6 @@ from analysis.records import (  # noqa: E402
     epochs_frame,
     load_trials,
     output_dir,
-    provenance_note,
     select_experiment,
     trial_scale,
     write_text,

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from analysis.records import Trial, cli_errors, code_flags, data_label, load_trials, read_manifest, write_text
+from analysis.provenance import code_flags, data_label
+from analysis.records import Trial, cli_errors, load_trials, read_manifest, write_text
 
 
 def _row(trial: Trial) -> dict:

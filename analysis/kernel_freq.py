@@ -16,6 +16,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.legend_handler import HandlerTuple  # noqa: E402
 
 from analysis import stats  # noqa: E402
+from analysis.provenance import provenance_note
 from analysis.records import (  # noqa: E402
     EXPERIMENT_HELP,
     NoTrialsError,
@@ -25,7 +26,6 @@ from analysis.records import (  # noqa: E402
     cli_errors,
     load_trials,
     output_dir,
-    provenance_note,
     read_samples,
     select_experiment,
 )

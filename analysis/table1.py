@@ -10,16 +10,15 @@ import click
 import pandas as pd
 
 from analysis import stats
+from analysis.provenance import data_label, provenance_note
 from analysis.records import (
     EXPERIMENT_HELP,
     RecordError,
     Trial,
     TrialSet,
     cli_errors,
-    data_label,
     load_trials,
     output_dir,
-    provenance_note,
     select_experiment,
 )
 
