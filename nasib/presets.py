@@ -85,12 +85,17 @@ class NasibSearchConfig:
         """The space this config's fields name: `space` shaped by m and K (no planted op)."""
         return get_space(self.space, m=self.m, k=self.K)
 
+    def op_names(self) -> tuple[str, ...]:
+        """The ops of the space this config names (a search handed another value runs that one's)."""
+        return self.named_space().ops
+
     def check_space(self, space: Space) -> None:
         """The config fits `space`, the value it searches: same name and, for a superkernel, same m and K."""
-        mine = self.space if space.m is None else f"{self.space} (m={self.m}, K={self.K})"
-        theirs = space.name if space.m is None else f"{space.name} (m={space.m}, K={space.K})"
-        if mine != theirs:
-            raise ValueError(f"config space {mine} but the search was handed space {theirs}")
+        if space.name != self.space:
+            raise ValueError(f"config space {self.space!r} but the search was handed space {space.name!r}")
+        if space.m is not None and (space.m, space.K) != (self.m, self.K):
+            raise ValueError(f"config space {self.space} (m={self.m}, K={self.K}) but the search was handed "
+                             f"space {space.name} (m={space.m}, K={space.K})")
 
 
 def _check(cfg: NasibSearchConfig) -> None:
@@ -101,7 +106,7 @@ def _check(cfg: NasibSearchConfig) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.layers < 4:
         raise ValueError(f"layers must be >= 4 (3 reductions sit between them), got {cfg.layers}")
-    ops = cfg.named_space().ops
+    ops = cfg.op_names()
     if len(ops) < 2:
         raise ValueError(f"space {cfg.space!r} with m={cfg.m} has < 2 ops; two are sampled per layer")
     if not 0.0 < cfg.k < 1.0:
