@@ -83,6 +83,7 @@ def test_a_planted_row_has_the_contract_fields():
     assert {"strategy", "space", "planted", "seed", "planted_share", "p2_entropy", "epochs",
             "seconds"} <= set(row)
     assert 0.0 <= row["planted_share"] <= 1.0 and 0.0 <= row["p2_entropy"] <= 1.0 and row["epochs"] == 1
+    assert all(n == "conv3x3" or n.startswith("noise@") for n in row["derived"])  # it searched the planted space
 
 
 def test_the_enas_row_runs_on_the_lossy_space_and_small_flat_images():
