@@ -39,7 +39,7 @@ from nascore.data import Split, Splits
 from nascore.records import atomic_write_json, provenance
 from nascore.runtime import resolve_device, seed_everything
 from nascore.spaces import planted_space, resolve_space
-from nasib.presets import apply_overrides, preset
+from nasib.presets import configure
 from nasib.search import NasibSearch
 
 GOAL_SHARE = 0.75  # a learning search must derive the planted op in at least this share of layers
@@ -128,10 +128,12 @@ def run_case(case: Case, planted: str, seed: int, device: str = "cpu") -> dict:
     """Run one search of the check to its end; its row of planted.json."""
     t0 = time.perf_counter()
     seed_everything(seed, deterministic=False)
-    cfg = apply_overrides(preset("smoke", case.space), {
-        "epochs": case.epochs, "strategy": case.strategy, "planted": planted, **case.overrides,
+    space = planted_space(resolve_space(case.space), planted)  # the search is handed it, as ENAS's row is
+    cfg, space = configure("smoke", space, {
+        "epochs": case.epochs, "strategy": case.strategy, **case.overrides,
         "data": {"train_size": case.train, "valid_size": case.valid}})
-    search = NasibSearch(cfg, coloured_splits(case.train, case.valid, seed), torch.device(device), seed)
+    search = NasibSearch(cfg, coloured_splits(case.train, case.valid, seed), torch.device(device), seed,
+                         space=space)
     records = [search.run_epoch(e) for e in range(case.epochs) if not search.done(e)]
     samples = search.strategy.samples(cfg.num_samples, search.generator)
     names = search.strategy.derive(samples, lambda arch: search._accuracy([[i] for i in arch]),
@@ -140,7 +142,7 @@ def run_case(case: Case, planted: str, seed: int, device: str = "cpu") -> dict:
     entropy = records[-1].get("p2_entropy")
     row = {"strategy": case.strategy, "space": case.space, "planted": planted, "seed": seed,
            "planted_share": share, "p2_entropy": entropy, "epochs": len(records),
-           "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(cfg.op_names()), "op_form": "noise",
+           "seconds": round(time.perf_counter() - t0, 1), "num_ops": len(space), "op_form": "noise",
            "valid_acc": records[-1]["valid_acc"], "derived": names,
            "p2_entropy_per_epoch": [r.get("p2_entropy") for r in records]}
     if case.strategy != "random":

@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from nascore.names import METHOD_SPACES
 from nascore.names import SPACES as SPACE_NAMES
 from nascore.ops import parse_op
 
@@ -92,6 +93,20 @@ def resolve_space(space: SpaceLike) -> Space:
     if isinstance(space, Mapping):
         return Space.from_record(space)
     raise TypeError(f"a space is a Space, a name or a record, got {type(space).__name__}")
+
+
+def space_name(space: SpaceLike) -> object:
+    """The registry name a space value, name or record carries (whatever it holds, unchecked)."""
+    if isinstance(space, Space):
+        return space.name
+    return space.get("space") if isinstance(space, Mapping) else space
+
+
+def check_method_space(family: str, space: SpaceLike) -> None:
+    """One line naming the space and the ones `family` accepts, unless METHOD_SPACES lists it for `family`."""
+    accepted, name = METHOD_SPACES[family], space_name(space)
+    if name not in accepted:
+        raise UnknownSpaceError(f"unknown {family} space {name!r}; valid: {', '.join(accepted)}")
 
 
 def superkernel_ops(m: int = 9, k: int = 9) -> tuple[str, ...]:

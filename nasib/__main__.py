@@ -15,12 +15,12 @@ from nascore.cli import (
     seed_option,
 )
 from nascore.datafiles import DataConfig
-from nascore.names import BN_RULES, DEFAULT_BN_RULE, SCALE_HELP, VERSION
-from nascore.names import NASIB_SPACES as _SPACES
+from nascore.names import BN_RULES, DEFAULT_BN_RULE, METHOD_SPACES, SCALE_HELP, VERSION
 from nascore.names import SCALES as _PRESETS
 from nascore.names import STRATEGIES as _STRATEGIES
 
 # Nothing above imports torch: options are checked and the first line printed before it loads.
+_SPACES = METHOD_SPACES["nasib"]  # the spaces NASIB and its baselines search, said once in nascore.names
 
 
 @click.group(context_settings=CONTEXT)

@@ -7,15 +7,15 @@ import torch
 
 from contract.budget import Budget
 from nascore.runtime import resolve_device, seed_everything
+from nascore.spaces import SpaceLike
 from nascore.trial import oom_hint
 from nasib.clock import BudgetClock
-from nasib.presets import apply_overrides
-from nasib.presets import preset as get_preset
+from nasib.presets import configure
 from nasib.search import NasibSearch
 from nasib.timing import CIFAR_TRAIN, batch_counts, synthetic_splits
 
 
-def plan(space: str, preset: str = "quick", budget: Budget | str = "2h", device: str = "auto",
+def plan(space: SpaceLike, preset: str = "quick", budget: Budget | str = "2h", device: str = "auto",
          overrides: dict | None = None, seed: int = 0) -> dict:
     """Measure an epoch of the configured search on this machine and return what `budget` buys.
 
@@ -25,7 +25,7 @@ def plan(space: str, preset: str = "quick", budget: Budget | str = "2h", device:
     when not one epoch fits.
     """
     t_start = time.monotonic()
-    cfg = apply_overrides(get_preset(preset, space), {**(overrides or {}), "budget": budget})
+    cfg, value = configure(preset, space, {**(overrides or {}), "budget": budget})
     clock = BudgetClock(cfg.budget, cfg.k, used_s=time.monotonic() - t_start)
     dev = resolve_device(device)
     seed_everything(seed, False)
@@ -33,7 +33,7 @@ def plan(space: str, preset: str = "quick", budget: Budget | str = "2h", device:
     n_train = cfg.data.train_size or CIFAR_TRAIN - n_valid
     small = max(cfg.batch_size, cfg.eval_batch_size) * 2  # enough distinct batches to cycle through
     try:
-        searcher = NasibSearch(cfg, synthetic_splits(small, small, seed), dev, seed, budget=clock)
+        searcher = NasibSearch(cfg, synthetic_splits(small, small, seed), dev, seed, budget=clock, space=value)
         clock.start(searcher.measure_epoch(batch_counts(n_train, n_valid, cfg), say=False))
     except torch.cuda.OutOfMemoryError as e:
         e.hint = oom_hint(cfg.batch_size, cfg.layers)

@@ -25,7 +25,7 @@ from nascore.config import deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
 from nascore.names import SCALES as PRESETS
 from nascore.names import STRATEGIES
-from nascore.spaces import SPACE_NAMES, get_space, planted_space
+from nascore.spaces import Space, SpaceLike, check_method_space, get_space, resolve_space
 from nasib.policy import ALPHA_OPTIMIZERS
 
 ALPHA_LR = 0.02  # default alpha Adam rate: chosen by the planted-op check (docs/nasib.md, the alpha optimiser)
@@ -38,7 +38,9 @@ WEIGHT_RECIPES = {"paper": {}, "enas": ENAS_CHILD}
 class NasibSearchConfig:
     """Everything a NASIB-style one-shot search needs, besides where and with which seed it runs."""
 
-    space: str = "superkernel"  # "narrow" (NASIB-1, 7 ops), "superkernel" (NASIB-2), original, extended
+    # One of METHOD_SPACES["nasib"]: "narrow" (NASIB-1, 7 ops) or "superkernel" (NASIB-2, m*m ops). The
+    # search runs a Space value of this name and these m/K (a planted one too: `configure`, `check_space`).
+    space: str = "superkernel"
     m: int = 9  # superkernel side: every i x j kernel with i, j <= m (m*m ops)
     K: int = 9  # superkernel kernels with i*j > K are depthwise-separable, the others dense
     layers: int = 12  # searched layers; 3 factorized reductions split them into 4 stages
@@ -62,7 +64,6 @@ class NasibSearchConfig:
     alpha_init_std: float = 1e-3  # alphas (besides priors) start at this * randn, so no tie picks by op order
     alpha_steps: float | None = None  # alpha steps per weight step; None: the strategy's rule (nasib, darts: 1)
     bn_eval: str = DEFAULT_RULE  # BN statistics at evaluation (nascore.bn): running, batch or recalibrate
-    planted: str | None = None  # planted-op check: every other op of the space outputs noise (benchmarks.planted)
     lam: float = 0.1  # P2 temperature lambda: softmax(alpha / lambda); low = exploit
     k: float = 0.1  # exploration probability p of the last epoch (p_0 = 1)
     priors: dict[str, float] = field(default_factory=dict)  # initial alpha per named op (others 0)
@@ -80,22 +81,33 @@ class NasibSearchConfig:
     def __post_init__(self) -> None:
         _check(self)
 
+    def named_space(self) -> Space:
+        """The space this config's fields name: `space` shaped by m and K (no planted op)."""
+        return get_space(self.space, m=self.m, k=self.K)
+
     def op_names(self) -> tuple[str, ...]:
-        """The candidate ops of the configured space (with noise in place of all but `planted`)."""
-        space = get_space(self.space, m=self.m, k=self.K)
-        return space.ops if self.planted is None else planted_space(space, self.planted).ops
+        """The ops of the space this config names (a search handed another value runs that one's)."""
+        return self.named_space().ops
+
+    def check_space(self, space: Space) -> None:
+        """The config fits `space`, the value it searches: same name and, for a superkernel, same m and K."""
+        if space.name != self.space:
+            raise ValueError(f"config space {self.space!r} but the search was handed space {space.name!r}")
+        if space.m is not None and (space.m, space.K) != (self.m, self.K):
+            raise ValueError(f"config space {self.space} (m={self.m}, K={self.K}) but the search was handed "
+                             f"space {space.name} (m={space.m}, K={space.K})")
 
 
 def _check(cfg: NasibSearchConfig) -> None:
     """One-line errors naming the field."""
-    if cfg.space not in SPACE_NAMES:
-        raise ValueError(f"unknown space {cfg.space!r}; valid: {', '.join(SPACE_NAMES)}")
+    check_method_space("nasib", cfg.space)
     for name in ("m", "K", "channels", "batch_size", "num_samples", "eval_batch_size", "measure_steps"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.layers < 4:
         raise ValueError(f"layers must be >= 4 (3 reductions sit between them), got {cfg.layers}")
-    if len(cfg.op_names()) < 2:
+    ops = cfg.op_names()
+    if len(ops) < 2:
         raise ValueError(f"space {cfg.space!r} with m={cfg.m} has < 2 ops; two are sampled per layer")
     if not 0.0 < cfg.k < 1.0:
         raise ValueError(f"k must be in (0, 1), got {cfg.k}")
@@ -113,8 +125,6 @@ def _check(cfg: NasibSearchConfig) -> None:
     if cfg.alpha_init_std < 0:
         raise ValueError(f"alpha_init_std must be >= 0, got {cfg.alpha_init_std}")
     check_rule(cfg.bn_eval)
-    if cfg.planted is not None:
-        get_space(cfg.space, m=cfg.m, k=cfg.K).index(cfg.planted)  # names the space's valid ops
     if not (0 <= cfg.momentum < 1 and 0 <= cfg.alpha_momentum < 1):
         raise ValueError("momentum and alpha_momentum must be in [0, 1)")
     if cfg.grad_clip <= 0 or cfg.weight_decay < 0:
@@ -133,26 +143,41 @@ def _check(cfg: NasibSearchConfig) -> None:
     for op, value in cfg.priors.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"prior for op {op!r} must be a finite number, got {value!r}")
-    bad = sorted(set(cfg.priors) - set(cfg.op_names()))
+    bad = sorted(set(cfg.priors) - set(ops))
     if bad:
-        raise ValueError(f"prior for unknown op {bad[0]!r} in space {cfg.space!r}; "
-                         f"valid: {', '.join(cfg.op_names())}")
+        raise ValueError(f"prior for unknown op {bad[0]!r} in space {cfg.space!r}; valid: {', '.join(ops)}")
 
 
-def preset(name: str, space: str = "superkernel") -> NasibSearchConfig:
-    """The named preset for `space`: smoke (2-core CPU, seconds), quick (one GPU, ~15 min), paper."""
+def preset(name: str, space: SpaceLike = "superkernel") -> NasibSearchConfig:
+    """The named preset for `space` (a name, or a value whose m/K it takes): smoke (2-core CPU, seconds),
+    quick (one GPU, ~15 min), paper."""
+    check_method_space("nasib", space)  # before resolving: one line naming the NASIB spaces
+    value = resolve_space(space)
+    fields = {"space": value.name, **({"m": value.m, "K": value.K} if value.m is not None else {})}
     if name == "smoke":
         # Tiny net and subsets: an epoch takes seconds on a laptop CPU; 3 reductions still run (6 layers).
-        return NasibSearchConfig(space=space, layers=6, channels=8, batch_size=32, epochs=3, budget=None,
+        return NasibSearchConfig(**fields, layers=6, channels=8, batch_size=32, epochs=3, budget=None,
                                  eval_batch_size=100, warmup_steps=2, measure_steps=3,
                                  data=DataConfig(valid_size=200, train_size=1000))
     if name == "quick":
         # The paper's network and data, a 15-minute budget.
-        return NasibSearchConfig(space=space, budget=Budget.parse("15m"))
+        return NasibSearchConfig(**fields, budget=Budget.parse("15m"))
     if name == "paper":
         # Table 1: 1.5 GPU-days of search on one V100.
-        return NasibSearchConfig(space=space, budget=Budget.parse("36h"))
+        return NasibSearchConfig(**fields, budget=Budget.parse("36h"))
     raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+
+
+def configure(name: str, space: SpaceLike, overrides: dict | None = None) -> tuple[NasibSearchConfig, Space]:
+    """The preset for `space` with `overrides`, and the space the search runs, resolved here once.
+
+    A name is shaped by the config's m and K (overrides included); a value (a planted space, say) or a
+    record is taken as it is, the config recording its name and m/K, and an override contradicting it fails.
+    """
+    cfg = apply_overrides(preset(name, space), overrides)
+    value = cfg.named_space() if isinstance(space, str) else resolve_space(space)
+    cfg.check_space(value)
+    return cfg, value
 
 
 def apply_overrides(cfg: NasibSearchConfig, overrides: dict | None) -> NasibSearchConfig:

@@ -38,9 +38,9 @@ from nascore.recipe import Recipe, data_location, run_recipe
 from nascore.records import Trial, snapshot
 from nascore.runtime import rng_state, set_rng_state, sync
 from nascore.schedules import cosine
+from nascore.spaces import Space, SpaceLike
 from nasib.clock import BudgetClock, Measured
-from nasib.presets import NasibSearchConfig, apply_overrides
-from nasib.presets import preset as get_preset
+from nasib.presets import NasibSearchConfig, configure
 from nasib.strategies import Ops, get_strategy
 from nasib.supernet import FixedNet, Supernet
 from nasib.timing import batch_counts, projected_epoch
@@ -61,9 +61,12 @@ class NasibSearch:
 
     def __init__(self, cfg: NasibSearchConfig, splits: Splits, device: torch.device, seed: int,
                  clock: Callable[[], float] = time.monotonic, used_s: float = 0.0,
-                 budget: BudgetClock | None = None):
+                 budget: BudgetClock | None = None, space: Space | None = None):
+        # space: the resolved space searched (a planted one, say); None: the one the config's fields name
         self.cfg, self.device = cfg, device
-        self.op_names = cfg.op_names()
+        self.space = space if space is not None else cfg.named_space()
+        cfg.check_space(self.space)
+        self.op_names = self.space.ops
         torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark and cfg.cudnn_autotune
         self.model = Supernet(self.op_names, cfg.channels, cfg.layers).to(device)
         self.params = list(self.model.parameters())  # cached: walking ~1000 modules per step is slow
@@ -124,10 +127,11 @@ class NasibSearch:
         cfg = self.cfg
         samples = self.strategy.samples(cfg.num_samples, self.generator)
         names = self.strategy.derive(samples, lambda arch: self._accuracy([[i] for i in arch]), self.generator)
-        arch = {"space": cfg.space, "ops": names, "channels": cfg.channels, "layers": cfg.layers,
+        # The space's record leads (its name; m/K, a planted op where it has them), so retraining rebuilds it.
+        arch = {**self.space.to_record(), "ops": names, "channels": cfg.channels, "layers": cfg.layers,
                 "method": self.strategy.name}
         listed = [{"ops": [self.op_names[i] for i in s]} for s in samples]
-        trial.write_json("samples.json", {"space": cfg.space, "op_names": list(self.op_names),
+        trial.write_json("samples.json", {"space": self.space.name, "op_names": list(self.op_names),
                                           "samples": listed})
         trial.write_json("arch.json", arch)
         alphas = self.strategy.alphas_record()
@@ -318,10 +322,12 @@ class NasibSearch:
 
 
 
-def search_trial(spec: RunSpec, space: str, preset: str = "quick",
+def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
                  overrides: dict | None = None) -> dict | None:
     """Run (or resume) one search trial; None when it is finished and spec.force is off.
 
+    `space` is resolved here, once (`nasib.presets.configure`); config.json records its name, m and
+    K, and its whole record (`space_record`) only when those would not rebuild it (a planted space).
     `overrides` are NasibSearchConfig fields (budget, epochs, priors, a partial `data`, ...;
     unknown keys fail). Where the data lives comes from spec.data; which subsets, from the
     preset (and overrides), as for retraining.
@@ -329,13 +335,14 @@ def search_trial(spec: RunSpec, space: str, preset: str = "quick",
     t_start = time.monotonic()  # the budget counts from here
     over = dict(overrides or {})
     over["data"] = {**(over.get("data") or {}), **data_location(spec)}
-    cfg = apply_overrides(get_preset(preset, space), over)
+    cfg, value = configure(preset, space, over)
     budget = BudgetClock(cfg.budget, cfg.k, cfg.epochs, used_s=time.monotonic() - t_start)
 
     def build(splits: Splits, device: torch.device) -> NasibSearch:
-        return NasibSearch(cfg, splits, device, spec.seed, budget=budget)
+        return NasibSearch(cfg, splits, device, spec.seed, budget=budget, space=value)
 
+    extra = {} if value == cfg.named_space() else {"space_record": value.to_record()}
     return run_recipe(spec, Recipe(
         method=get_strategy(cfg.strategy).name, space=cfg.space, preset=preset, config=asdict(cfg),
         data=cfg.data, build=build, batch_size=cfg.batch_size, layers=cfg.layers, budget=cfg.budget,
-        clock=budget))
+        clock=budget, extra=extra))

@@ -16,7 +16,7 @@ from benchmarks.planted import ENAS_TASK, PALETTE, Case, coloured_splits, pick_p
 from nascore.ops import UnknownOpError, build_op, parse_op
 from nascore.runtime import seed_everything
 from nascore.spaces import get_space, planted_space
-from nasib.presets import apply_overrides, preset
+from nasib.presets import configure
 from nasib.search import NasibSearch
 
 CPU = torch.device("cpu")
@@ -26,9 +26,9 @@ TINY = {"layers": 4, "channels": 4, "batch_size": 16, "data": {"train_size": 480
 def _planted_mass(strategy: str, planted: str, epochs: int, **over) -> tuple[float, float]:
     """Mean softmax(alpha) of the planted op over layers, before and after `epochs` tiny epochs."""
     seed_everything(0, deterministic=False)
-    cfg = apply_overrides(preset("smoke", "narrow"), {**TINY, "epochs": epochs, "strategy": strategy,
-                                                      "planted": planted, **over})
-    search = NasibSearch(cfg, coloured_splits(480, 96, seed=0), CPU, seed=0)
+    space = planted_space(get_space("narrow"), planted)
+    cfg, space = configure("smoke", space, {**TINY, "epochs": epochs, "strategy": strategy, **over})
+    search = NasibSearch(cfg, coloured_splits(480, 96, seed=0), CPU, seed=0, space=space)
     j = search.op_names.index(planted)
 
     def mass() -> float:
@@ -83,6 +83,7 @@ def test_a_planted_row_has_the_contract_fields():
     assert {"strategy", "space", "planted", "seed", "planted_share", "p2_entropy", "epochs",
             "seconds"} <= set(row)
     assert 0.0 <= row["planted_share"] <= 1.0 and 0.0 <= row["p2_entropy"] <= 1.0 and row["epochs"] == 1
+    assert all(n == "conv3x3" or n.startswith("noise@") for n in row["derived"])  # it searched the planted space
 
 
 def test_the_enas_row_runs_on_the_lossy_space_and_small_flat_images():

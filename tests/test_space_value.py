@@ -6,20 +6,31 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 import nascore.spaces as spaces
+import nasib.presets as nasib_presets
 from benchmarks.planted import ENAS_TASK, coloured_splits
 from enas_ext.child import FixedChild, arch_to_dict
 from enas_ext.presets import configure
 from enas_ext.search import EnasSearch
 from nascore.config import ConfigError
+from nascore.data import DataConfig
+from nascore.loop import RunSpec
 from nascore.names import METHOD_SPACES, SPACES
 from nascore.spaces import Space, get_space, planted_space, resolve_space
+from nasib.__main__ import cli as nasib_cli
+from nasib.presets import NasibSearchConfig, apply_overrides, preset
+from nasib.presets import configure as nasib_configure
+from nasib.search import NasibSearch, search_trial
+from nasib.supernet import FixedNet
 from retraining.train import load_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"layers": 3, "channels": 4, "batch_size": 8, "eval_batch": 8,
         "controller": {"train_steps": 1, "num_aggregate": 2, "lstm_size": 8}}
+NASIB_TINY = {"layers": 4, "channels": 4, "batch_size": 16, "eval_batch_size": 32, "epochs": 1,
+              "data": {"train_size": 64, "valid_size": 32}}
 
 
 @pytest.mark.parametrize("space", [get_space("original"), get_space("narrow"), get_space("superkernel", 4, 3),
@@ -93,3 +104,58 @@ def test_old_arch_json_files_with_a_name_only_still_load(tmp_path):
     for path in shipped:
         arch = load_arch(path)
         assert resolve_space(arch).name == arch["space"]
+
+
+def test_nasib_searches_the_planted_space_it_is_handed_and_its_other_ops_carry_no_input(monkeypatch):
+    space = planted_space(get_space("superkernel", 3, 2), "sep3x3")
+    cfg, value = nasib_configure("smoke", space, NASIB_TINY)
+    assert value is space and (cfg.space, cfg.m, cfg.K) == ("superkernel", 3, 2)
+    for module in (spaces, nasib_presets):
+        monkeypatch.setattr(module, "get_space", lambda *a, **k: pytest.fail("the space was looked up again"))
+    search = NasibSearch(cfg, coloured_splits(64, 32, 0), torch.device("cpu"), 0, space=space)
+    assert search.op_names == space.ops and 0.0 <= search.run_epoch(0)["valid_acc"] <= 1.0
+    x, y = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+
+    def out(block, inp):
+        torch.manual_seed(0)  # the same noise for both inputs, where an op makes noise
+        return block.op(inp)
+
+    for name, block in zip(space.ops, search.model.layers[0].ops, strict=True):
+        assert torch.equal(out(block, x), out(block, y)) == (name != "sep3x3"), name  # only sep3x3 reads x
+
+
+def test_nasib_arch_json_leads_with_its_space_and_rebuilds_it(tmp_path, tiny_data):
+    space = planted_space(get_space("superkernel", 3, 2), "conv1x2", "zero")
+    data = DataConfig(data_dir=str(tiny_data))
+    search_trial(RunSpec(out=tmp_path / "planted", seed=0, device="cpu", data=data), space, "smoke", NASIB_TINY)
+    path = tmp_path / "planted" / "arch.json"
+    arch, config = load_arch(path), json.loads((tmp_path / "planted" / "config.json").read_text())
+    assert Space.from_record(arch) == resolve_space(arch) == space and set(arch["ops"]) <= set(space.ops)
+    assert config["space_record"] == space.to_record() and "planted" not in config["config"]
+    assert FixedNet(arch).op_names == tuple(arch["ops"])  # retraining builds it as any other arch.json
+    search_trial(RunSpec(out=tmp_path / "named", seed=0, device="cpu", data=data), "narrow", "smoke", NASIB_TINY)
+    named = json.loads((tmp_path / "named" / "arch.json").read_text())
+    assert list(named) == ["space", "ops", "channels", "layers", "method"] and named["space"] == "narrow"
+    assert "space_record" not in json.loads((tmp_path / "named" / "config.json").read_text())
+
+
+@pytest.mark.parametrize("name", [s for s in SPACES if s not in METHOD_SPACES["nasib"]])
+def test_nasib_refuses_every_space_method_spaces_does_not_give_it(name):
+    message = f"unknown nasib space {name!r}; valid: {', '.join(METHOD_SPACES['nasib'])}"
+    for make in (lambda: preset("smoke", name), lambda: NasibSearchConfig(space=name),
+                 lambda: apply_overrides(preset("smoke", "narrow"), {"space": name}),
+                 lambda: nasib_configure("quick", get_space(name))):
+        with pytest.raises(ValueError, match=f"{message}$"):
+            make()
+    result = CliRunner().invoke(nasib_cli, ["search", "--space", name, "--epochs", "1"])
+    assert result.exit_code == 2 and all(s in result.output for s in (name, *METHOD_SPACES["nasib"]))
+
+
+def test_a_nasib_name_takes_the_config_s_m_and_k_and_a_value_refuses_a_contrary_config():
+    assert nasib_configure("smoke", "superkernel", {"m": 3, "K": 2})[1] == get_space("superkernel", 3, 2)
+    with pytest.raises(ValueError, match=r"config space superkernel \(m=4, K=2\) but the search was handed "
+                                         r"space superkernel \(m=3, K=2\)"):
+        nasib_configure("smoke", get_space("superkernel", 3, 2), {"m": 4})
+    with pytest.raises(ValueError, match="config space 'narrow' but the search was handed space 'superkernel'"):
+        NasibSearch(preset("smoke", "narrow"), coloured_splits(64, 32, 0), torch.device("cpu"), 0,
+                    space=get_space("superkernel", 2, 2))
