@@ -6,6 +6,7 @@ import time
 import torch
 
 from contract.budget import Budget
+from contract.errors import OutOfMemory
 from nascore.runtime import resolve_device, seed_everything
 from nascore.spaces import SpaceLike
 from nascore.trial import oom_hint
@@ -35,9 +36,8 @@ def plan(space: SpaceLike, preset: str = "quick", budget: Budget | str = "2h", d
     try:
         searcher = NasibSearch(cfg, synthetic_splits(small, small, seed), dev, seed, budget=clock, space=value)
         clock.start(searcher.measure_epoch(batch_counts(n_train, n_valid, cfg), say=False))
-    except torch.cuda.OutOfMemoryError as e:
-        e.hint = oom_hint(cfg.batch_size, cfg.layers)
-        raise
+    except torch.cuda.OutOfMemoryError as e:  # typed, as the trial recipe raises it
+        raise OutOfMemory(oom_hint(cfg.batch_size, cfg.layers)) from e
     return {**clock.summary(), "space": cfg.space, "preset": preset, "device": str(dev),
             "budget_label": cfg.budget.text, "num_ops": len(searcher.op_names), "train_images": n_train,
             "valid_images": n_valid, "timing": clock.timing}

@@ -113,3 +113,19 @@ def test_the_contract_floor_and_analysis_load_without_torch():
             "import analysis.claim_measures; heavy |= {'torch'} & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_nasib_plan_out_of_memory_is_typed_with_its_hint(monkeypatch):
+    """`nasib plan` runs outside the trial recipe: its out-of-memory must still reach the CLI typed."""
+    import torch
+
+    from nasib import plan as planmod
+    from nasib.search import NasibSearch
+
+    def boom(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(NasibSearch, "measure_epoch", boom)
+    with pytest.raises(OutOfMemory) as got:
+        planmod.plan("superkernel", "smoke", "1h", device="cpu")
+    assert "batch size" in got.value.hint and "layers" in got.value.hint
