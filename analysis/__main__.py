@@ -16,7 +16,7 @@ from analysis.kernel_freq import run_kernel_freq
 from analysis.records import NoTrialsError, cli_errors, load_trials
 from analysis.table1 import main as table1_main
 from analysis.table1 import run_table1
-from nascore.names import VERSION
+from contract.names import VERSION
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

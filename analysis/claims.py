@@ -22,7 +22,7 @@ from analysis.claims_fig5 import fig5_claims
 from analysis.claims_paper import table1_claims
 from analysis.records import NoTrialsError, Trial, TrialSet, cli_errors, load_trials, output_dir, write_text
 from analysis.verdicts import KINDS, NOT_RUN, VERDICTS, Claim, effect_cell, fmt
-from nascore.names import SYNTHETIC_DATA, data_copy
+from contract.names import SYNTHETIC_DATA, data_copy
 
 KIND_NAMES = {"paper": "claims of the paper", "mechanics": "checks of the kit's own mechanics",
               "tautology": "true by construction"}

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from analysis.records import Trial
-from nascore.names import MANIFEST, data_copy
+from contract.names import MANIFEST, data_copy
 
 
 def data_label(trial: Trial) -> str:

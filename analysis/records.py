@@ -14,7 +14,8 @@ import click
 import pandas as pd
 
 from contract.budget import Budget, BudgetError
-from nascore.names import EPOCHS, FORMAT, MANIFEST, STATUSES, RecordError
+from contract.errors import RecordError
+from contract.names import EPOCHS, FORMAT, MANIFEST, STATUSES
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
 ID_COLUMNS = ("trial_id", "experiment", "method", "space", "seed", "budget_label", "budget_s", "status")

@@ -16,8 +16,8 @@ from pathlib import Path
 import click
 
 from contract.budget import Budget
+from contract.names import SCALES, VERSION
 from nascore.cli import reports_errors, threads_option
-from nascore.names import SCALES, VERSION
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device
 

@@ -1,7 +1,8 @@
 """The torch-free contract floor: values and forms every layer shares, importing nothing of the kit.
 
+`contract.names`: the vocabulary (scales, spaces, strategies, families), record file names and format.
 `contract.budget`: the `Budget` value (what the user wrote, parsed once) and its errors.
-`contract.errors`: the exceptions a trial raises that a runner tells apart by type (gap, out of memory).
+`contract.errors`: the exceptions that cross layers, told apart by type (gap, out of memory, record, stop).
 `contract.threads`: the --threads rule, its parser and help. `contract.options`: the shared click options.
 `contract.ops`: the op-name grammar (`parse_op`), which analysis reads recorded op names by.
 Everything here must stay importable without torch, so the CLIs, `experiments/` and

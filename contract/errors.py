@@ -22,3 +22,13 @@ class OutOfMemory(RuntimeError):
     def hint(self) -> str:
         """The one line to show the user."""
         return str(self)
+
+
+class RecordError(RuntimeError):
+    """A record that cannot be written or read as the contract says; the message names the file."""
+
+
+class Interrupted(RuntimeError):
+    """The user stopped the run (SIGINT); the message says what the trial folder keeps.
+
+    Defined on the floor, so the runner and the CLIs recognise it by type without importing the loop."""

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from contract.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES, VERSION
+from contract.names import SCALES as PRESETS
 from nascore.cli import (
     CONTEXT,
     begin,
@@ -16,8 +18,6 @@ from nascore.cli import (
     seed_option,
 )
 from nascore.datafiles import DataConfig
-from nascore.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES, VERSION
-from nascore.names import SCALES as PRESETS
 
 # Nothing above imports torch: options are checked and the first line printed before it loads.
 

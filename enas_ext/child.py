@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nascore.names import ENAS_BRANCH_MODES
+from contract.names import ENAS_BRANCH_MODES
 from nascore.ops import build_op, check_ops, parse_op
 from nascore.spaces import Space, SpaceLike, resolve_space
 

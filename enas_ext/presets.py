@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from contract.names import ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES
+from contract.names import SCALES as PRESETS
 from enas_ext.controller import ControllerConfig
 from nascore.bn import BN_RULES, DEFAULT_RULE
 from nascore.config import ConfigError, deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
-from nascore.names import ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES
-from nascore.names import SCALES as PRESETS
 from nascore.spaces import Space, SpaceLike, resolve_space
 
 

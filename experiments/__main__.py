@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from contract.names import EXPERIMENT_SCALES, SCALE_HELP, VERSION
 from contract.options import data_dir_option, deterministic_option, device_option, download_option
 from contract.threads import RUNNER_THREADS_HELP
 from experiments import checks, launchers
@@ -41,7 +42,6 @@ from experiments.runner import (
     parse_seeds,
 )
 from nascore.config import ConfigError
-from nascore.names import EXPERIMENT_SCALES, SCALE_HELP, VERSION
 
 RUNS = "runs"  # the default results root's parent: runs/<scale>/, git-ignored, apart from the shipped results/
 

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import click
 
-from contract.errors import NotAvailable
+from contract.errors import Interrupted, NotAvailable
 from experiments.runner import TrialPlan
 from nascore.intact import finished_problem, flat
 from nascore.lock import TrialLocked
-from nascore.names import Interrupted
 
 STATUSES = OK, SKIPPED, NOT_AVAILABLE, DIVERGED, BLOCKED, FAILED, ELSEWHERE = (
     "ok", "skipped", "not available", "diverged", "blocked", "failed", "running elsewhere")

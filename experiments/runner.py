@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from contract.budget import Budget, BudgetError
+from contract.names import METHOD_SPACES as SPACES  # which spaces each method family takes, said once
+from contract.names import OPTIONAL_SCALES, SCALES, STRATEGIES
 from nascore.config import ConfigError, deep_merge, from_dict, read_yaml
-from nascore.names import METHOD_SPACES as SPACES  # which spaces each method family takes, said once
-from nascore.names import OPTIONAL_SCALES, SCALES, STRATEGIES
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 

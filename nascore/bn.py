@@ -19,8 +19,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from nascore.names import BN_RULES  # noqa: F401 (the names live torch-free, for the command line)
-from nascore.names import DEFAULT_BN_RULE as DEFAULT_RULE  # noqa: F401
+from contract.names import BN_RULES  # noqa: F401 (the names live torch-free, for the command line)
+from contract.names import DEFAULT_BN_RULE as DEFAULT_RULE  # noqa: F401
 
 # DEFAULT_RULE was chosen by measurement (docs/enas-release.md, "BN statistics at evaluation"): on one
 # trained ENAS child, batch statistics land within about a point of each architecture's own

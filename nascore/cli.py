@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from contract.errors import OutOfMemory
+from contract.errors import Interrupted, OutOfMemory, RecordError
+from contract.names import SYNTHETIC_DATA
 from contract.options import data_dir_option, deterministic_option, device_option, download_option
 from contract.threads import THREADS_HELP, default_threads, parse_threads
 from nascore.config import ConfigError
 from nascore.datafiles import FOLDER, DataConfig, DataError, data_source, resolve_root
-from nascore.names import SYNTHETIC_DATA, Interrupted, RecordError
 
 USAGE_ERRORS = (ConfigError, ValueError)
 RUN_ERRORS = (DataError, RecordError, OutOfMemory)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from contract.names import SYNTHETIC_DATA
+
 # The torch-free part (configs, files, which data a folder holds) lives in nascore/datafiles.py, so
 # the command line can name the data before torch loads; its names stay importable from here.
 from nascore.datafiles import (  # noqa: F401 (re-exported)
@@ -23,7 +25,6 @@ from nascore.datafiles import (  # noqa: F401 (re-exported)
     load_raw,
     resolve_root,
 )
-from nascore.names import SYNTHETIC_DATA
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nascore.names import OFFICIAL_TEST_MD5, SYNTHETIC_DATA
+from contract.names import OFFICIAL_TEST_MD5, SYNTHETIC_DATA
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)

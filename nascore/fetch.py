@@ -10,9 +10,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from contract.names import SYNTHETIC_DATA
 from nascore.datafiles import FOLDER, OFFICIAL, SYNTHETIC_ROOT, DataError, data_source, download, is_real, write_marker
 from nascore.jpeg_pack import replace_layout
-from nascore.names import SYNTHETIC_DATA
 from nascore.synthetic import write_fake_cifar
 
 

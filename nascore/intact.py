@@ -11,7 +11,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from nascore.names import EPOCHS, FORMAT, RESULT, STATUSES, RecordError
+from contract.errors import RecordError
+from contract.names import EPOCHS, FORMAT, RESULT, STATUSES
 
 RERUN = "re-run the trial with --force (the folder is moved aside)"  # the next step after damaged records
 # The standard layout's batch files: together they are the data set a trial read.

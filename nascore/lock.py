@@ -22,7 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-from nascore.names import LOCK, RecordError
+from contract.errors import RecordError
+from contract.names import LOCK
 
 # Another host's lock is honoured this long after its last heartbeat (clocks of the hosts are
 # assumed within a minute of each other; ten missed heartbeats mean its process or host is gone).

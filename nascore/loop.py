@@ -20,10 +20,10 @@ from typing import Protocol
 
 import torch
 
+from contract.errors import Interrupted  # noqa: F401 (raised here; importers may take it from the loop)
 from nascore.data import DataConfig
 from nascore.intact import RERUN, flat, missing_epochs, spans
 from nascore.lock import TrialLock
-from nascore.names import Interrupted  # noqa: F401 (raised here; importers may take it from the loop)
 from nascore.records import (
     CHECKPOINT,
     CONFIG,

@@ -25,17 +25,17 @@ from typing import Any, BinaryIO
 
 import torch
 
-from nascore.intact import RERUN, data_digest, finished_problem, missing_epochs, parse_epochs, spans
-from nascore.names import (  # noqa: F401 (re-exported)
+from contract.errors import RecordError  # noqa: F401 (re-exported)
+from contract.names import (  # noqa: F401 (re-exported)
     CHECKPOINT,
     CONFIG,
     EPOCHS,
     FORMAT,
     LOCK,
     RESULT,
-    RecordError,
     data_copy,
 )
+from nascore.intact import RERUN, data_digest, finished_problem, missing_epochs, parse_epochs, spans
 
 # Temp files a writer leaves when killed mid-write: `.<record>.tmp<pid>` (atomic writes), `.probe<pid>`.
 TEMP_NAME = re.compile(r"\.(?:.+\.tmp|probe)(\d+)")

@@ -10,7 +10,7 @@
 A `Space` is a value that carries what made it (m/K, extra ops, a planted op), so it is
 resolved once (`resolve_space`) and handed to the searches; `to_record`/`from_record` write
 it into arch.json and read it back, a name alone meaning the default parameters.
-Which spaces each method family accepts is said once, in `nascore.names.METHOD_SPACES`.
+Which spaces each method family accepts is said once, in `contract.names.METHOD_SPACES`.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nascore.names import METHOD_SPACES
-from nascore.names import SPACES as SPACE_NAMES
+from contract.names import METHOD_SPACES
+from contract.names import SPACES as SPACE_NAMES
 from nascore.ops import parse_op
 
 ORIGINAL = ("conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool3x3")

@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from contract.names import SYNTHETIC_DATA
 from nascore.datafiles import FOLDER, SYNTHETIC_ROOT, DataError, data_source, write_marker
-from nascore.names import SYNTHETIC_DATA
 
 
 def write_fake_cifar(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from contract.errors import RecordError
+from contract.names import ALPHAS, ARCH, CHECKPOINT, CONFIG, EPOCHS, LOCK, RESULT, SAMPLES
 from nascore.lock import TrialLock
 from nascore.loop import RunSpec
-from nascore.names import ALPHAS, ARCH, CHECKPOINT, CONFIG, EPOCHS, LOCK, RESULT, SAMPLES, RecordError
 from nascore.records import Trial, provenance, read_json
 
 KIT_ROOT = Path(__file__).resolve().parents[1]  # the kit's checkout (or installed tree): never a trial

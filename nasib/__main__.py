@@ -4,6 +4,9 @@ from __future__ import annotations
 import click
 
 from contract.budget import Budget, BudgetError
+from contract.names import BN_RULES, DEFAULT_BN_RULE, METHOD_SPACES, SCALE_HELP, VERSION
+from contract.names import SCALES as _PRESETS
+from contract.names import STRATEGIES as _STRATEGIES
 from nascore.cli import (
     CONTEXT,
     begin,
@@ -15,12 +18,9 @@ from nascore.cli import (
     seed_option,
 )
 from nascore.datafiles import DataConfig
-from nascore.names import BN_RULES, DEFAULT_BN_RULE, METHOD_SPACES, SCALE_HELP, VERSION
-from nascore.names import SCALES as _PRESETS
-from nascore.names import STRATEGIES as _STRATEGIES
 
 # Nothing above imports torch: options are checked and the first line printed before it loads.
-_SPACES = METHOD_SPACES["nasib"]  # the spaces NASIB and its baselines search, said once in nascore.names
+_SPACES = METHOD_SPACES["nasib"]  # the spaces NASIB and its baselines search, said once in contract.names
 
 
 @click.group(context_settings=CONTEXT)

@@ -20,11 +20,11 @@ import math
 from dataclasses import dataclass, field
 
 from contract.budget import Budget
+from contract.names import SCALES as PRESETS
+from contract.names import STRATEGIES
 from nascore.bn import DEFAULT_RULE, check_rule
 from nascore.config import deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
-from nascore.names import SCALES as PRESETS
-from nascore.names import STRATEGIES
 from nascore.spaces import Space, SpaceLike, check_method_space, get_space, resolve_space
 from nasib.policy import ALPHA_OPTIMIZERS
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
+from contract.names import SCALE_HELP, SCALES, VERSION
 from nascore.cli import CONTEXT, begin, common_options, data_config, reports_errors
 from nascore.datafiles import DataConfig
-from nascore.names import SCALE_HELP, SCALES, VERSION
 
 # Nothing above imports torch: options are checked and the first line printed before it loads.
 

@@ -130,7 +130,7 @@ def _is_int(value: object) -> bool:
 
 def _check_arch_values(arch: dict, path: Path) -> None:
     """One line naming the file and the key for the first value of the wrong type or out of range."""
-    from nascore.names import METHOD_SPACES
+    from contract.names import METHOD_SPACES
     from nascore.ops import parse_op
     from nascore.spaces import resolve_space
 

@@ -8,7 +8,7 @@ import pytest
 import tomllib
 from click.testing import CliRunner
 
-from nascore.names import SCALES, VERSION
+from contract.names import SCALES, VERSION
 
 PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
 SCRIPTS = PYPROJECT["project"]["scripts"]

@@ -136,7 +136,7 @@ def test_stand_in_is_never_written_over_real_data(tiny_data, tmp_path):
 
 
 def test_records_carry_the_exact_data_name():
-    from nascore.names import data_copy
+    from contract.names import data_copy
 
     name = "cifar10-jpeg-q75 sha256:" + "ab" * 32
     assert data_copy(name) == name and data_copy("synthetic") == "synthetic"

@@ -1,7 +1,7 @@
 """The layering docs/design.md draws: each package imports only the layers below it, and no module circle.
 
 contract (torch-free floor) <- foundation (nascore) <- {enas_ext, nasib} <- retraining <-
-{experiments, benchmarks}; analysis imports only contract and the torch-free names module.
+{experiments, benchmarks}; analysis imports only contract.
 Imports are read from the source (every `import`, at any depth, TYPE_CHECKING ones included),
 so a lazy import cannot hide an arrow.
 """
@@ -23,7 +23,7 @@ ALLOWED = {
     "retraining": {"contract", "nascore", "nasib", "enas_ext"},
     "experiments": {"contract", "nascore", "nasib", "enas_ext", "retraining"},
     "benchmarks": {"contract", "nascore", "nasib", "enas_ext", "retraining"},
-    "analysis": {"contract", "nascore.names"},
+    "analysis": {"contract"},
 }
 
 
@@ -65,13 +65,6 @@ def test_package_imports_only_lower_layers(package):
     assert not bad, "imports that run against the layers:\n" + "\n".join(bad)
 
 
-def test_names_module_imports_nothing_of_the_kit_and_no_torch():
-    tree = ast.parse((ROOT / "nascore" / "names.py").read_text())
-    mods = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    mods |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert not {m.split(".")[0] for m in mods} & (set(PACKAGES) | {"torch", "numpy"})
-
-
 def test_no_import_circles():
     graph = _graph()
     state: dict[str, int] = {}
@@ -95,7 +88,7 @@ def test_no_import_circles():
 
 
 def test_names_match_the_registries():
-    from nascore import names
+    from contract import names
     from nascore.spaces import get_space
     from nasib.strategies import STRATEGY_NAMES, get_strategy
 

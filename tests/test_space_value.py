@@ -11,13 +11,13 @@ from click.testing import CliRunner
 import nascore.spaces as spaces
 import nasib.presets as nasib_presets
 from benchmarks.planted import ENAS_TASK, coloured_splits
+from contract.names import METHOD_SPACES, SPACES
 from enas_ext.child import FixedChild, arch_to_dict
 from enas_ext.presets import configure
 from enas_ext.search import EnasSearch
 from nascore.config import ConfigError
 from nascore.data import DataConfig
 from nascore.loop import RunSpec
-from nascore.names import METHOD_SPACES, SPACES
 from nascore.spaces import Space, get_space, planted_space, resolve_space
 from nasib.__main__ import cli as nasib_cli
 from nasib.presets import NasibSearchConfig, apply_overrides, preset

@@ -14,8 +14,10 @@ EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config m
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
 NASIB_SPACES = tuple(s for s in SPACES if s not in ENAS_SPACES)  # the spaces NASIB and its baselines search
+# The programs that run a trial (an experiment config's `method`): ENAS, NASIB with its strategies, retraining.
+FAMILIES = ("enas", "nasib", "retrain")
 # Which spaces each method family accepts: the one statement that CLIs, configs and the runner check.
-METHOD_SPACES = {"enas": ENAS_SPACES, "nasib": NASIB_SPACES, "retrain": SPACES}
+METHOD_SPACES = dict(zip(FAMILIES, (ENAS_SPACES, NASIB_SPACES, SPACES)))
 # Which BN statistics an evaluation of a shared-weight network uses (nascore/bn.py applies them);
 # here so the command line can offer them before torch loads.
 BN_RULES = ("running", "batch", "recalibrate")
@@ -33,16 +35,6 @@ FORMAT = 1  # bump when a record's meaning changes; readers reject other version
 CONFIG, EPOCHS, RESULT, CHECKPOINT, LOCK = "config.json", "epochs.jsonl", "result.json", "checkpoint.pt", ".lock"
 ARCH, ALPHAS, SAMPLES = "arch.json", "alphas.json", "samples.json"
 MANIFEST = "trials.json"  # the runner's per-experiment list of the folders it uses, shared ones included
-
-
-class RecordError(RuntimeError):
-    """A record that cannot be written or read as the contract says; the message names the file."""
-
-
-class Interrupted(RuntimeError):
-    """The user stopped the run (SIGINT); the message says what the trial folder keeps.
-
-    Defined here, torch-free, so the runner and the CLIs recognise it by type without importing the loop."""
 
 
 # md5 of the official CIFAR-10 python test_batch (torchvision checks the same digest); any other
