@@ -17,7 +17,7 @@ NASIB_SPACES = tuple(s for s in SPACES if s not in ENAS_SPACES)  # the spaces NA
 # The programs that run a trial (an experiment config's `method`): ENAS, NASIB with its strategies, retraining.
 FAMILIES = ("enas", "nasib", "retrain")
 # Which spaces each method family accepts: the one statement that CLIs, configs and the runner check.
-METHOD_SPACES = dict(zip(FAMILIES, (ENAS_SPACES, NASIB_SPACES, SPACES)))
+METHOD_SPACES = dict(zip(FAMILIES, (ENAS_SPACES, NASIB_SPACES, SPACES), strict=True))
 # Which BN statistics an evaluation of a shared-weight network uses (nascore/bn.py applies them);
 # here so the command line can offer them before torch loads.
 BN_RULES = ("running", "batch", "recalibrate")
