@@ -80,21 +80,21 @@ def table(header: Sequence[str], rows: list[Sequence[object]]) -> str:
 def plan_table(plans: list[TrialPlan], conflicts: dict[str, str] | None = None) -> str:
     """The expanded trials, one row each, with what the folder already holds (or that it conflicts)."""
     conflicts = conflicts or {}
-    rows = [(n, p.key, p.experiment, p.method, p.space, p.strategy, p.budget, p.seed, p.preset,
+    rows = [(n, p.key, p.experiment, p.family, p.space, p.strategy, p.budget, p.seed, p.scale,
              checks.CONFLICT if p.key in conflicts else trial_state(p.folder),
              p.source.parent.relative_to(p.folder.parent.parent) if p.source else None)
             for n, p in enumerate(plans, start=1)]
-    return table(("#", "trial", "for", "method", "space", "strategy", "budget", "seed", "preset", "state",
+    return table(("#", "trial", "for", "family", "space", "strategy", "budget", "seed", "base", "state",
                   "retrains"), rows)
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
     """One row per trial outcome, then the counts."""
-    rows = [(o.plan.key, o.plan.method, o.plan.space, o.plan.budget, o.plan.seed, o.status,
+    rows = [(o.plan.key, o.plan.family, o.plan.space, o.plan.budget, o.plan.seed, o.status,
              f"{o.seconds:.0f}s" if o.seconds else None, o.detail) for o in outcomes]
     counts = Counter(o.status for o in outcomes)
     tally = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
-    return (table(("trial", "method", "space", "budget", "seed", "outcome", "time", "detail"), rows)
+    return (table(("trial", "family", "space", "budget", "seed", "outcome", "time", "detail"), rows)
             + f"\n{len(outcomes)} trial(s): {tally}")
 
 

@@ -76,19 +76,19 @@ MethodFn = Callable[[TrialPlan, RunContext], "dict | None"]
 def _enas(plan: TrialPlan, ctx: RunContext) -> dict | None:
     """ENAS macro search (enas_ext.search)."""
     search = importlib.import_module("enas_ext.search")
-    return search.search_trial(ctx.spec(plan), plan.space, plan.preset, copy.deepcopy(plan.overrides))
+    return search.search_trial(ctx.spec(plan), plan.space, plan.scale, copy.deepcopy(plan.overrides))
 
 
 def _nasib(plan: TrialPlan, ctx: RunContext) -> dict | None:
     """NASIB-style one-shot search; overrides carry its strategy and budget, the parsed value (nasib.search)."""
     search = importlib.import_module("nasib.search")
-    return search.search_trial(ctx.spec(plan), plan.space, plan.preset, copy.deepcopy(plan.overrides))
+    return search.search_trial(ctx.spec(plan), plan.space, plan.scale, copy.deepcopy(plan.overrides))
 
 
 def _retrain(plan: TrialPlan, ctx: RunContext) -> dict | None:
     """Retrain the source's arch.json from scratch (retraining.train)."""
     train = importlib.import_module("retraining.train")
-    return train.retrain_trial(ctx.spec(plan), plan.source, plan.preset, copy.deepcopy(plan.overrides))
+    return train.retrain_trial(ctx.spec(plan), plan.source, plan.scale, copy.deepcopy(plan.overrides))
 
 
 METHODS: dict[str, MethodFn] = {"enas": _enas, "nasib": _nasib, "retrain": _retrain}
@@ -119,8 +119,8 @@ def trial_state(folder: Path) -> str:
 
 def plan_record(plan: TrialPlan) -> dict:
     """What a trial's config.json records of the plan that started it (as JSON reads it back)."""
-    fields = {"experiment": plan.owner, "trial_id": plan.trial_id, "method": plan.method, "space": plan.space,
-              "strategy": plan.strategy, "budget": plan.budget, "seed": plan.seed, "preset": plan.preset,
+    fields = {"experiment": plan.owner, "trial_id": plan.trial_id, "method": plan.family, "space": plan.space,
+              "strategy": plan.strategy, "budget": plan.budget, "seed": plan.seed, "preset": plan.scale,
               "overrides": plan.overrides}
     return json.loads(json.dumps(fields, default=str))
 
@@ -142,19 +142,19 @@ def _mismatch(plan: TrialPlan) -> str | None:
         a, b = have.get(key), want.get(key)
         if a != b and not _close(a, b):
             return (f"{plan.folder} holds a trial with {key} {a!r}, this plan wants {b!r}; use another "
-                    f"--results folder (e.g. runs/{plan.preset}) or remove that folder")
+                    f"--results folder (e.g. runs/{plan.scale}) or remove that folder")
     return None
 
 
 _WHERE = ("data.data_dir", "data.download")  # where the data lives: the run's choice, not the plan's
-_SHARED = {"preset": "preset", "budget": "budget_s", "experiment": "experiment", "seed": "seed",
-           "method": "method", "space": "space", "trial_id": "trial_id"}  # plan field -> config.json key
+_SHARED = {"scale": "preset", "budget": "budget_s", "experiment": "experiment", "seed": "seed",
+           "method": "method", "space": "space", "trial_id": "trial_id"}  # plan field -> config.json key (format 1)
 
 
 def _planned(plan: TrialPlan) -> dict:
     """A plan's side of the comparison with a config.json that records no plan."""
-    out = {"preset": plan.preset, "experiment": plan.owner, "seed": plan.seed, "space": plan.space,
-           "method": plan.strategy or plan.method, "trial_id": plan.trial_id}
+    out = {"scale": plan.scale, "experiment": plan.owner, "seed": plan.seed, "space": plan.space,
+           "method": plan.strategy or plan.family, "trial_id": plan.trial_id}
     if plan.budget:
         out["budget"] = plan.budget.seconds
     over = {f"config.{k}": v for k, v in flat(plan.overrides).items() if k not in ("budget", *_WHERE)}
@@ -212,7 +212,7 @@ def run_one(plan: TrialPlan, ctx: RunContext, methods: Mapping[str, MethodFn] = 
     blocked = _source_problem(plan)
     if blocked:
         return blocked
-    fn, t0 = get_method(plan.method, methods), time.perf_counter()
+    fn, t0 = get_method(plan.family, methods), time.perf_counter()
     try:
         result = fn(plan, ctx)
     except Exception as e:  # one trial's failure must not stop the others
@@ -253,7 +253,7 @@ def write_manifests(per_experiment: dict[str, list[TrialPlan]], results: Path, s
         path = Path(results) / name / "trials.json"
         rows: dict[str, dict] = {}
         for p in members:
-            rows[p.key] = {"folder": p.key, "trial_id": p.trial_id, "owner": p.owner, "method": p.method,
+            rows[p.key] = {"folder": p.key, "trial_id": p.trial_id, "owner": p.owner, "method": p.family,
                            "space": p.space, "strategy": p.strategy, "budget": p.budget, "seed": p.seed}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -278,7 +278,7 @@ class Launcher(ABC):
 def start_line(n: int, plans: Sequence[TrialPlan]) -> str:
     """'[n/N] owner/trial: method space seed s budget b', said when a trial starts (n from 0)."""
     plan = plans[n]
-    method = plan.strategy if plan.strategy not in (None, plan.method) else plan.method
+    method = plan.strategy if plan.strategy not in (None, plan.family) else plan.family
     return (f"[{n + 1}/{len(plans)}] {plan.key}: {method} {plan.space} seed {plan.seed}"
             + (f" budget {plan.budget}" if plan.budget else ""))
 

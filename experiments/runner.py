@@ -20,7 +20,7 @@ from nascore.config import ConfigError, deep_merge, from_dict, read_yaml
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
-PLACEHOLDERS = ("seed", "space", "budget", "strategy", "method")
+PLACEHOLDERS = ("seed", "space", "budget", "strategy", "family")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -40,21 +40,21 @@ class Budgets:
 
 @dataclass(frozen=True)
 class Group:
-    """One trial group of a config: a method on a space, expanded over budgets and seeds."""
+    """One trial group of a config: a method family on a space, expanded over budgets and seeds."""
 
-    id: str  # trial-id template; {seed} required, {space} {budget} {strategy} {method} optional
-    method: str  # enas | nasib | retrain
+    id: str  # trial-id template; {seed} required, {space} {budget} {strategy} {family} optional
+    family: str  # enas | nasib | retrain: the program that runs the trial
     space: str  # the search space (retrain: the source's space)
     strategy: str | None = None  # nasib only: nasib (default) | random | darts | snas
     budgets: Budgets | None = None  # nasib only: wall-clock budget labels per scale
     source: str | None = None  # retrain only: source trial-id template, "<experiment>/<template>" if foreign
     shared_with: str | None = None  # experiment owning these trials (their folders live there)
-    overrides: dict = field(default_factory=dict)  # method settings over the scale's, for this group
+    overrides: dict = field(default_factory=dict)  # the family's settings over the scale's, for this group
 
 
 @dataclass(frozen=True)
-class MethodOverrides:
-    """Per-method settings a scale passes to every trial of that method."""
+class FamilyOverrides:
+    """Per-family settings a scale passes to every trial of that family."""
 
     enas: dict = field(default_factory=dict)  # enas_ext.search.search_trial overrides
     nasib: dict = field(default_factory=dict)  # nasib.search.search_trial overrides
@@ -65,9 +65,9 @@ class MethodOverrides:
 class Scale:
     """How big one scale of an experiment is."""
 
-    preset: str  # the methods' preset: smoke | quick | paper
+    base: str  # the search scale (smoke | quick | paper) whose settings the overrides adjust; trials record it as preset
     seeds: tuple[int, ...] | None = None  # this scale's seeds (None: the config's)
-    overrides: MethodOverrides = field(default_factory=MethodOverrides)  # per-method settings
+    overrides: FamilyOverrides = field(default_factory=FamilyOverrides)  # per-family settings
     budgets: tuple[str, ...] | None = None  # optional scales only: every nasib group's budget labels here
     # Measured cost of the scale's new trials in CPU-hours (one thread a trial), shown by
     # `experiments list`; None where nobody measured it.
@@ -117,12 +117,12 @@ class TrialPlan:
     owner: str  # the experiment whose folder holds it (itself unless shared)
     trial_id: str  # folder name, e.g. enas-extended-s0
     folder: Path  # results/<owner>/<trial_id>
-    method: str  # enas | nasib | retrain
+    family: str  # enas | nasib | retrain
     space: str  # search space
     strategy: str | None  # nasib strategy, else None
     budget: Budget | None  # the budget (a Budget is its label), else None
     seed: int  # trial seed
-    preset: str  # method preset
+    scale: str  # the search scale its settings start from (the config's base; records call it preset)
     overrides: dict  # passed to the method as is (do not mutate)
     source: Path | None = None  # retrain: the arch.json to retrain
 
@@ -154,6 +154,9 @@ def parse_config(raw: object, path: Path) -> Experiment:
     where = str(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at top level")
+    scales = raw.get("scales")
+    for name, sc in (scales.items() if isinstance(scales, dict) else ()):
+        _refuse_renamed(sc, f"{where}.scales.{name}")
     top = from_dict(_File, raw, where)
     if not top.trials:
         raise ConfigError(f"{where}.trials: expected a non-empty list of trial groups")
@@ -164,8 +167,8 @@ def parse_config(raw: object, path: Path) -> Experiment:
     if not exp.seeds:
         raise ConfigError(f"{where}.seeds: needs at least one seed")
     for scale in defined_scales(exp):
-        if getattr(exp.scales, scale).preset not in SCALES:
-            raise ConfigError(f"{where}.scales.{scale}.preset: {getattr(exp.scales, scale).preset!r}; "
+        if getattr(exp.scales, scale).base not in SCALES:
+            raise ConfigError(f"{where}.scales.{scale}.base: {getattr(exp.scales, scale).base!r}; "
                               f"valid: {', '.join(SCALES)}")
     _check_optional_scales(exp, where)
     if any(g.shared_with == exp.name for g in parsed):
@@ -181,9 +184,10 @@ def _parsed_scales(scales: Scales, where: str) -> Scales:
 
 
 def _parse_group(raw: object, where: str) -> Group:
-    """One trial group, its per-method rules checked."""
+    """One trial group, its per-family rules checked."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
+    _refuse_renamed(raw, where)
     budgets = raw.get("budgets")
     group = from_dict(Group, {**raw, "budgets": None}, where)
     if budgets is not None:
@@ -192,6 +196,16 @@ def _parse_group(raw: object, where: str) -> Group:
                                                   for s in SCALES}))
     _check_group(group, where)
     return group
+
+
+# Keys configs written before one name per axis used: the family was `method`, a scale's base `preset`.
+RENAMED = {"method": "family", "preset": "base"}
+
+
+def _refuse_renamed(raw: object, where: str) -> None:
+    """A key of the old names is one line saying its new name (not a bare 'unknown key')."""
+    for old in (k for k in RENAMED if isinstance(raw, dict) and k in raw):
+        raise ConfigError(f"{where}.{old}: renamed to {RENAMED[old]} (write {RENAMED[old]}: {raw[old]})")
 
 
 def _parsed(labels: tuple[str, ...], where: str) -> tuple[Budget, ...]:
@@ -203,17 +217,17 @@ def _parsed(labels: tuple[str, ...], where: str) -> tuple[Budget, ...]:
 
 
 def _check_group(g: Group, where: str) -> None:
-    """Raise ConfigError for a group whose fields do not fit its method."""
-    if g.method not in SPACES:
-        raise ConfigError(f"{where}.method: {g.method!r}; valid: {', '.join(SPACES)}")
-    if g.space not in SPACES[g.method]:
-        raise ConfigError(f"{where}.space: {g.space!r} for {g.method}; valid: {', '.join(SPACES[g.method])}")
+    """Raise ConfigError for a group whose fields do not fit its family."""
+    if g.family not in SPACES:
+        raise ConfigError(f"{where}.family: {g.family!r}; valid: {', '.join(SPACES)}")
+    if g.space not in SPACES[g.family]:
+        raise ConfigError(f"{where}.space: {g.space!r} for {g.family}; valid: {', '.join(SPACES[g.family])}")
     for key, allowed in (("strategy", "nasib"), ("budgets", "nasib"), ("source", "retrain")):
-        if getattr(g, key) is not None and g.method != allowed:
-            raise ConfigError(f"{where}.{key}: only {allowed} groups take it, not {g.method}")
+        if getattr(g, key) is not None and g.family != allowed:
+            raise ConfigError(f"{where}.{key}: only {allowed} groups take it, not {g.family}")
     if g.strategy is not None and g.strategy not in STRATEGIES:
         raise ConfigError(f"{where}.strategy: {g.strategy!r}; valid: {', '.join(STRATEGIES)}")
-    if g.method == "retrain" and not g.source:
+    if g.family == "retrain" and not g.source:
         raise ConfigError(f"{where}.source: retrain groups need the search trial to retrain")
     if g.source and set(re.findall(r"{(\w*)}", g.source)) - {"seed", "space"}:
         raise ConfigError(f"{where}.source: {g.source!r} may use only {{seed}} and {{space}}")
@@ -293,30 +307,30 @@ def _check_unique_ids(exp: Experiment, plans: list[TrialPlan]) -> None:
 def _plan(exp: Experiment, g: Group, sc: Scale, results: Path, budget: Budget | None, seed: int,
           where: str) -> TrialPlan:
     """One trial of a group."""
-    strategy = (g.strategy or "nasib") if g.method == "nasib" else None
-    tid = g.id.format(seed=seed, space=g.space, budget=budget, strategy=strategy, method=g.method)
+    strategy = (g.strategy or "nasib") if g.family == "nasib" else None
+    tid = g.id.format(seed=seed, space=g.space, budget=budget, strategy=strategy, family=g.family)
     if not _SAFE_ID.fullmatch(tid):
         raise ConfigError(f"{where}.id: {tid!r} is not a safe folder name (letters, digits, . _ -)")
-    overrides = deep_merge(getattr(sc.overrides, g.method), g.overrides)
-    if g.method == "nasib":
+    overrides = deep_merge(getattr(sc.overrides, g.family), g.overrides)
+    if g.family == "nasib":
         overrides = {**overrides, "strategy": strategy, **({"budget": budget} if budget else {})}
     owner = g.shared_with or exp.name
-    return TrialPlan(exp.name, owner, tid, Path(results) / owner / tid, g.method, g.space, strategy,
-                     budget, seed, sc.preset, overrides)
+    return TrialPlan(exp.name, owner, tid, Path(results) / owner / tid, g.family, g.space, strategy,
+                     budget, seed, sc.base, overrides)
 
 
 def _with_source(plan: TrialPlan, where: str, g: Group, plans: list[TrialPlan], results: Path) -> TrialPlan:
     """A retrain plan with its source arch.json resolved; other plans unchanged."""
-    if g.method != "retrain":
+    if g.family != "retrain":
         return plan
-    ref = g.source.format(seed=plan.seed, space=g.space, budget=None, strategy=None, method=g.method)
+    ref = g.source.format(seed=plan.seed, space=g.space, budget=None, strategy=None, family=g.family)
     if "/" in ref:
         parts = ref.split("/")
         if len(parts) != 2 or not all(_SAFE_ID.fullmatch(part) for part in parts):
             raise ConfigError(f"{where}: {ref!r} must read '<experiment>/<trial-id>'")
         folder = Path(results).joinpath(*parts)
     else:
-        match = [p for p in plans if p.trial_id == ref and p.method != "retrain"]
+        match = [p for p in plans if p.trial_id == ref and p.family != "retrain"]
         if not match:
             raise ConfigError(f"{where}: {ref!r} names no search trial of {plan.experiment}; "
                               f"write '<experiment>/{ref}' for another experiment's trial")
@@ -343,7 +357,7 @@ def _check_shared(exp: Experiment, scale: str, results: Path, seeds: tuple[int, 
         if theirs is None:
             raise ConfigError(f"{exp.path}: trial {p.trial_id!r} is shared_with {p.owner}, "
                               f"which defines no such trial at scale {scale}")
-        for name in ("method", "space", "strategy", "budget", "preset", "overrides"):
+        for name in ("family", "space", "strategy", "budget", "scale", "overrides"):
             if getattr(p, name) != getattr(theirs, name):
                 raise ConfigError(f"{exp.path}: shared trial {p.key} differs from {p.owner}'s in {name}: "
                                   f"{getattr(p, name)!r} here, {getattr(theirs, name)!r} there")
@@ -363,7 +377,7 @@ def dedupe(plans: Iterable[TrialPlan]) -> list[TrialPlan]:
 def order(plans: Iterable[TrialPlan]) -> list[TrialPlan]:
     """Searches first, retrains after every search (their sources), each in config order."""
     plans = list(plans)
-    return [p for p in plans if p.method != "retrain"] + [p for p in plans if p.method == "retrain"]
+    return [p for p in plans if p.family != "retrain"] + [p for p in plans if p.family == "retrain"]
 
 
 def expand_all(names: Iterable[str], scale: str, results: Path, seeds: Iterable[int] | None = None,

@@ -31,16 +31,16 @@ name: tiny
 description: tiny ENAS searches, a broken one and a retrain
 seeds: [0, 1]
 trials:
-  - {{id: "enas-{{space}}-s{{seed}}", method: enas, space: original}}
-  - {{id: "broken-s{{seed}}", method: enas, space: extended, overrides: {{epochs: 0}}}}
-  - {{id: "retrain-s{{seed}}", method: retrain, space: original, source: "enas-{{space}}-s{{seed}}"}}
+  - {{id: "enas-{{space}}-s{{seed}}", family: enas, space: original}}
+  - {{id: "broken-s{{seed}}", family: enas, space: extended, overrides: {{epochs: 0}}}}
+  - {{id: "retrain-s{{seed}}", family: retrain, space: original, source: "enas-{{space}}-s{{seed}}"}}
 scales:
-  smoke: {{preset: smoke, overrides: {{enas: {{epochs: {epochs}, layers: 4, controller: {{train_steps: 2}},
+  smoke: {{base: smoke, overrides: {{enas: {{epochs: {epochs}, layers: 4, controller: {{train_steps: 2}},
                                             data: {{valid_size: 100, train_size: 200}}}},
                                      retrain: {{epochs: 1, channels: 4,
                                                data: {{valid_size: 100, train_size: 200}}}}}}}}
-  quick: {{preset: quick}}
-  paper: {{preset: paper}}
+  quick: {{base: quick}}
+  paper: {{base: paper}}
 """
 # Fields that measure time, or name the command and folder a run came from: the rest must match.
 
@@ -84,7 +84,7 @@ def trial_fn(data: Path):
 def test_a_retrain_waits_for_its_search(tmp_path, tiny_data):
     # Two slots, one search and its retrain: started at once, the retrain would find no arch.json.
     plans = [p for p in plans_of(tmp_path, tmp_path / "r", epochs=3) if not p.trial_id.startswith("broken")]
-    assert [p.method for p in plans] == ["enas", "retrain"]
+    assert [p.family for p in plans] == ["enas", "retrain"]
     outcomes = PoolLauncher(2, "1", "cpu").run(plans, trial_fn(tiny_data))
     assert [o.status for o in outcomes] == [OK, OK], [o.detail for o in outcomes]
     search_end = (plans[0].folder / "result.json").stat().st_mtime
@@ -96,7 +96,7 @@ def _toy(plan, ctx):
     if plan.seed == 1:
         os._exit(3)
     plan.folder.mkdir(parents=True, exist_ok=True)
-    (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": plan.preset}))
+    (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": plan.scale}))
     result = {"format": 1, "status": "ok", "epochs": 1}
     (plan.folder / "result.json").write_text(json.dumps(result))
     return result
@@ -111,7 +111,7 @@ def test_a_worker_that_dies_fails_its_trial_only(tmp_path):
 
 
 def test_ctrl_c_stops_every_trial_at_its_checkpoint(tmp_path, tiny_data):
-    plans = [p for p in plans_of(tmp_path, tmp_path / "r", epochs=20, seeds=(0, 1)) if p.method == "enas"
+    plans = [p for p in plans_of(tmp_path, tmp_path / "r", epochs=20, seeds=(0, 1)) if p.family == "enas"
              and not p.trial_id.startswith("broken")]
 
     def press_ctrl_c():

@@ -31,13 +31,13 @@ name: tiny
 description: two tiny ENAS searches and a broken one
 seeds: [0, 1]
 trials:
-  - {{id: "enas-{{space}}-s{{seed}}", method: enas, space: original}}
-  - {{id: "broken-s{{seed}}", method: enas, space: extended, overrides: {{epochs: 0}}}}
+  - {{id: "enas-{{space}}-s{{seed}}", family: enas, space: original}}
+  - {{id: "broken-s{{seed}}", family: enas, space: extended, overrides: {{epochs: 0}}}}
 scales:
-  smoke: {{preset: smoke, overrides: {{enas: {{epochs: {epochs}, layers: 4, controller: {{train_steps: 2}},
+  smoke: {{base: smoke, overrides: {{enas: {{epochs: {epochs}, layers: 4, controller: {{train_steps: 2}},
                                             data: {{valid_size: 100, train_size: 200}}}}}}}}
-  quick: {{preset: quick}}
-  paper: {{preset: paper}}
+  quick: {{base: quick}}
+  paper: {{base: paper}}
 """
 
 

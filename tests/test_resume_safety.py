@@ -363,7 +363,7 @@ def plan(tmp_path):
 
 def test_the_runner_adopts_a_folder_it_started_for_the_same_plan(plan):
     spec = RunContext(device="cpu").spec(plan)
-    meta = trial_meta(spec, torch.device("cpu"), None, method="enas", space=plan.space, preset=plan.preset,
+    meta = trial_meta(spec, torch.device("cpu"), None, method="enas", space=plan.space, preset=plan.scale,
                       config={"epochs": 4})
     _finished(plan, {k: v for k, v in meta.items() if k != "provenance"})
     outcome = run_one(plan, RunContext(), Recording())
@@ -372,7 +372,7 @@ def test_the_runner_adopts_a_folder_it_started_for_the_same_plan(plan):
 
 def test_the_runner_does_not_adopt_a_hand_run_trial(plan):
     hand = {"experiment": None, "trial_id": plan.trial_id, "method": "enas", "space": plan.space, "seed": 0,
-            "preset": plan.preset, "plan": None, "config": {"epochs": 1}}
+            "preset": plan.scale, "plan": None, "config": {"epochs": 1}}
     _finished(plan, hand, epochs=1)
     methods = Recording()
     outcome = run_one(plan, RunContext(), methods)
@@ -381,19 +381,19 @@ def test_the_runner_does_not_adopt_a_hand_run_trial(plan):
 
 def test_the_runner_does_not_adopt_a_trial_of_another_plan(plan):
     other = {**plan_record(plan), "overrides": {"epochs": 1}}
-    _finished(plan, {"experiment": "fig2", "preset": plan.preset, "plan": other})
+    _finished(plan, {"experiment": "fig2", "preset": plan.scale, "plan": other})
     outcome = run_one(plan, RunContext(), Recording())
     assert outcome.failed and "overrides.epochs 1, this plan wants None" in outcome.detail
 
 
 def test_the_runner_checks_old_records_field_by_field(plan):
-    _finished(plan, {"experiment": "fig2", "preset": plan.preset, "seed": 1, "config": {"epochs": 4}})
+    _finished(plan, {"experiment": "fig2", "preset": plan.scale, "seed": 1, "config": {"epochs": 4}})
     assert "seed 1, this plan wants 0" in run_one(plan, RunContext(), Recording()).detail
 
 
 @pytest.mark.parametrize("result, needle", [("{broken", "unreadable"), ('{"format": 1}', "status None")])
 def test_the_runner_reports_a_broken_result_instead_of_skipping_it(plan, result, needle):
-    _finished(plan, {"preset": plan.preset})
+    _finished(plan, {"preset": plan.scale})
     (plan.folder / "result.json").write_text(result)
     methods = Recording()
     outcome = run_one(plan, RunContext(), methods)

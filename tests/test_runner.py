@@ -49,9 +49,9 @@ class FakeMethods(dict):
         if plan.trial_id in self.fail:
             raise RuntimeError("CUDA error: boom\nsecond line")
         plan.folder.mkdir(parents=True, exist_ok=True)
-        (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": plan.preset}))
+        (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": plan.scale}))
         status = "diverged" if plan.trial_id in self.diverge else "ok"
-        if plan.method != "retrain" and status == "ok":
+        if plan.family != "retrain" and status == "ok":
             (plan.folder / "arch.json").write_text(json.dumps({"space": plan.space, "ops": []}))
         result = {"format": 1, "status": status, "epochs": 2, "best_valid_acc": 0.5,
                   "reason": "loss became nan"}
@@ -82,7 +82,7 @@ def test_every_artefact_has_a_config():
 def test_expansion_counts(name, scale, tmp_path):
     plans = expand(load_config(name), scale, tmp_path)
     assert len(plans) == COUNTS[name][SCALES.index(scale)]
-    assert all(p.preset == scale for p in plans)
+    assert all(p.scale == scale for p in plans)
     assert len({p.folder for p in plans}) == len(plans)
 
 
@@ -116,13 +116,13 @@ def test_shared_trials_are_deduplicated(tmp_path):
     # table1: 12 retrains (+12 shared searches).
     assert len(alls) == 12 + 15 + 12
     table1 = expand(load_config("table1"), "quick", tmp_path, seeds)
-    assert {p.owner for p in table1 if p.method != "retrain"} == {"fig2", "fig3"}
+    assert {p.owner for p in table1 if p.family != "retrain"} == {"fig2", "fig3"}
 
 
 def test_retrains_come_after_their_sources(tmp_path):
     plans = plan_experiments(["table1"], "paper", tmp_path)
     where = {p.folder: i for i, p in enumerate(plans)}
-    retrains = [(i, p) for i, p in enumerate(plans) if p.method == "retrain"]
+    retrains = [(i, p) for i, p in enumerate(plans) if p.family == "retrain"]
     assert len(retrains) == 12
     for i, p in retrains:
         assert where[p.source.parent] < i
@@ -150,11 +150,11 @@ BASE = """name: {name}
 description: test
 seeds: [0]
 trials:
-  - {{id: "enas-{{space}}-s{{seed}}", method: enas, space: original{extra}}}
+  - {{id: "enas-{{space}}-s{{seed}}", family: enas, space: original{extra}}}
 scales:
-  smoke: {{preset: smoke}}
-  quick: {{preset: quick}}
-  paper: {{preset: paper{scale_extra}}}
+  smoke: {{base: smoke}}
+  quick: {{base: quick}}
+  paper: {{base: paper{scale_extra}}}
 {top}"""
 
 
@@ -183,15 +183,18 @@ def test_bad_config_names_file_and_key(tmp_path, kwargs, key):
 
 def test_bad_values_are_named(tmp_path):
     text = BASE.format(name="mine", extra="", scale_extra="", top="")
-    cases = {"space: original": ("space: narrow", "space: 'narrow' for enas"),
-             "method: enas, space: original": (
-                 "method: nasib, space: narrow, budgets: {smoke: [1s], quick: [1s]}",
-                 "budgets: missing required key 'paper'"),
-             "method: enas": ("method: darts", "method: 'darts'; valid: enas, nasib, retrain"),
-             "preset: quick": ("preset: fast", "scales.quick.preset: 'fast'; valid: smoke, quick, paper"),
-             "seeds: [0]": ("seeds: zero", "seeds: expected"),
-             "s{{seed}}": ("x", "must use {seed}")}
-    for old, (new, message) in cases.items():
+    cases = [("space: original", "space: narrow", "space: 'narrow' for enas"),
+             ("family: enas, space: original",
+              "family: nasib, space: narrow, budgets: {smoke: [1s], quick: [1s]}",
+              "budgets: missing required key 'paper'"),
+             ("family: enas", "family: darts", "family: 'darts'; valid: enas, nasib, retrain"),
+             ("base: quick", "base: fast", "scales.quick.base: 'fast'; valid: smoke, quick, paper"),
+             # a config written with the old names is told the new one, not just "unknown key"
+             ("family: enas", "method: enas", r"trials\[0\].method: renamed to family \(write family: enas\)"),
+             ("base: quick", "preset: quick", r"scales.quick.preset: renamed to base \(write base: quick\)"),
+             ("seeds: [0]", "seeds: zero", "seeds: expected"),
+             ("s{{seed}}", "x", "must use {seed}")]
+    for old, new, message in cases:
         (tmp_path / "mine.yaml").write_text(text.replace(old.replace("{{", "{").replace("}}", "}"), new))
         with pytest.raises(ConfigError, match=message):
             load_config(tmp_path / "mine.yaml")
@@ -206,7 +209,7 @@ def test_shared_trial_must_match_its_owner(tmp_path):
     with pytest.raises(ConfigError, match="no such trial"):
         expand(load_config(sharer), "smoke", tmp_path)
     sharer.write_text(sharer.read_text().replace("space: extended", "space: original")
-                      .replace("paper: {preset: paper", "paper: {preset: paper, overrides: {enas: {x: 1}}"))
+                      .replace("paper: {base: paper", "paper: {base: paper, overrides: {enas: {x: 1}}"))
     with pytest.raises(ConfigError, match="differs from owner's in overrides"):
         expand(load_config(sharer), "paper", tmp_path)
     missing = write_cfg(tmp_path, "lost", extra=", shared_with: nobody")
@@ -241,7 +244,7 @@ def test_trial_of_another_scale_is_not_reused(tmp_path):
     (plan.folder / "config.json").write_text(json.dumps({"format": 1, "preset": "smoke"}))
     (plan.folder / "result.json").write_text(json.dumps({"format": 1, "status": "ok"}))
     outcome = run_one(plan, RunContext(), FakeMethods())
-    assert outcome.failed and "preset 'smoke'" in outcome.detail and "--results" in outcome.detail
+    assert outcome.failed and "scale 'smoke'" in outcome.detail and "--results" in outcome.detail
 
 
 def test_outcomes_not_available_failed_diverged_blocked(tmp_path):
