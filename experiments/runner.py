@@ -65,7 +65,7 @@ class FamilyOverrides:
 class Scale:
     """How big one scale of an experiment is."""
 
-    base: str  # the search scale (smoke | quick | paper) whose settings the overrides adjust; trials record it as preset
+    base: str  # the search scale (smoke | quick | paper) the overrides adjust; trials record it as preset
     seeds: tuple[int, ...] | None = None  # this scale's seeds (None: the config's)
     overrides: FamilyOverrides = field(default_factory=FamilyOverrides)  # per-family settings
     budgets: tuple[str, ...] | None = None  # optional scales only: every nasib group's budget labels here
