@@ -15,7 +15,7 @@ from enas_ext.controller import ControllerConfig
 from nascore.bn import BN_RULES, DEFAULT_RULE
 from nascore.config import ConfigError, deep_merge, from_dict
 from nascore.data import AugmentConfig, DataConfig
-from nascore.spaces import Space, SpaceLike, resolve_space
+from nascore.spaces import Space, SpaceLike, check_method_space, resolve_space
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,7 @@ def _base(name: str) -> dict:
 
 def enas_space(space: SpaceLike) -> Space:
     """`space` resolved, failing in one line unless it is one of the spaces ENAS is set up for."""
-    name = space if isinstance(space, str) else space.name if isinstance(space, Space) else space.get("space")
-    if name not in ENAS_SPACES:
-        raise ValueError(f"unknown ENAS space {name!r}; valid: {', '.join(ENAS_SPACES)}")
+    check_method_space("enas", space)  # the rule METHOD_SPACES states once, for every family
     return resolve_space(space)
 
 

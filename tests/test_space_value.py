@@ -56,7 +56,7 @@ def test_a_named_space_records_its_name_and_only_the_parameters_it_has():
 def test_which_spaces_each_family_accepts_is_said_once():
     assert set(METHOD_SPACES) == {"enas", "nasib", "retrain"} and METHOD_SPACES["retrain"] == SPACES
     assert not set(METHOD_SPACES["enas"]) & set(METHOD_SPACES["nasib"])
-    with pytest.raises(ValueError, match="unknown ENAS space 'narrow'; valid: original, extended"):
+    with pytest.raises(ValueError, match="unknown enas space 'narrow'; valid: original, extended"):
         configure("smoke", get_space("narrow"))
 
 
