@@ -52,7 +52,7 @@ def branch_mode(trial: Trial) -> str:
 def cells(trials: list[Trial]) -> dict[tuple[str, str], list[Trial]]:
     """(space, branch mode) -> distinct ENAS trials (identical curves count once)."""
     out: dict[tuple[str, str], list[Trial]] = {}
-    for t in (t for t in trials if t.method == "enas"):
+    for t in (t for t in trials if t.family == "enas"):
         out.setdefault((t.space, branch_mode(t)), []).append(t)
     return {k: distinct(v)[0] for k, v in out.items()}
 

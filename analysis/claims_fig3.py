@@ -38,8 +38,8 @@ def fig3_groups(trials: TrialSet) -> dict[str, list[Trial]]:
 
     groups: dict[str, list[Trial]] = {}
     for t in _select(trials, None, default="fig3").ok:
-        if t.method != "retrain":
-            groups.setdefault(method_label(t.method, t.space), []).append(t)
+        if t.family != "retrain":
+            groups.setdefault(method_label(t.strategy, t.space), []).append(t)
     return {k: distinct(v)[0] for k, v in groups.items()}
 
 

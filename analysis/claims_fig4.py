@@ -24,7 +24,7 @@ PERMUTATIONS = 2000  # permutations for W's p (a fixed generator: the same recor
 
 def controllers(trials: TrialSet) -> tuple[list[Trial], list[Trial], list[str]]:
     """(intended, as-released, duplicates): distinct extended-space ENAS trials with samples.json."""
-    enas = [t for t in select_experiment(trials, None, default="fig4").select(method="enas", space="extended")
+    enas = [t for t in select_experiment(trials, None, default="fig4").select(family="enas", space="extended")
             if (t.path / "samples.json").exists()]
     intended, dup_a = distinct([t for t in enas if branch_mode(t) == "intended"], "samples")
     released, dup_b = distinct([t for t in enas if branch_mode(t) != "intended"], "samples")
@@ -37,7 +37,7 @@ def controllers(trials: TrialSet) -> tuple[list[Trial], list[Trial], list[str]]:
 def fig4_claims(trials: TrialSet) -> list[Claim]:
     """Per-op tests, unconventional shares (ENAS vs the null, NASIB-2 vs its space) and trial agreement."""
     intended, released, dupes = controllers(trials)
-    nasib2 = distinct([t for t in trials.select(method="nasib", space="superkernel") if arch_ops(t)])[0]
+    nasib2 = distinct([t for t in trials.select(strategy="nasib", space="superkernel") if arch_ops(t)])[0]
     lacks = gate_lacks(FIG4_GATE, intended + released)
     note = f"identical samples: {', '.join(dupes)}" if dupes else ""
     rows = [_per_op(intended, released), _enas_share(intended, released), _agreement(intended)]

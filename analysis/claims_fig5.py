@@ -65,7 +65,7 @@ def _row(name: str, flags: list[str]) -> Claim:
 def sweep_of(trials: TrialSet) -> list[Trial]:
     """Budgeted NASIB superkernel searches of fig5 (identical curves count once)."""
     picked = [t for t in _select(trials, None, default="fig5").ok
-              if t.method == "nasib" and t.space == "superkernel"
+              if t.strategy == "nasib" and t.space == "superkernel"
               and (t.config.get("budget_s") is not None or t.config.get("budget_label"))]
     return distinct(picked)[0]
 

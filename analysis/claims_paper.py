@@ -83,7 +83,7 @@ def _space_ops(trials: TrialSet) -> dict[str, int]:
     """Ops per layer of each space, as recorded by searches (the kit's definitions where none ran)."""
     out = dict(SPACE_OPS)
     for t in trials.ok:
-        if t.method != "retrain" and t.result.get("num_ops") is not None and t.space in out:
+        if t.family != "retrain" and t.result.get("num_ops") is not None and t.space in out:
             out[t.space] = int(t.result["num_ops"])
     return out
 

@@ -58,12 +58,12 @@ CLAIM = "Paper's claim (extended above original by ~10 points)"
 Groups = list[tuple[str, list[Trial]]]
 
 
-def method_label(method: str, space: str) -> str:
-    """Figure 3 legend name of a (method, space) pair, e.g. 'ENAS', 'NASIB-2 (superkernel)'."""
-    if method == "nasib" and space in NASIB_LABELS:
+def method_label(strategy: str, space: str) -> str:
+    """Figure 3 legend name of a (strategy, space) pair, e.g. 'ENAS', 'NASIB-2 (superkernel)'."""
+    if strategy == "nasib" and space in NASIB_LABELS:
         return NASIB_LABELS[space]
-    base = METHOD_NAMES.get(method, method)
-    return base if DEFAULT_SPACE.get(method) == space else f"{base} ({space})"
+    base = METHOD_NAMES.get(strategy, strategy)
+    return base if DEFAULT_SPACE.get(strategy) == space else f"{base} ({space})"
 
 
 def _budget_key(trial: Trial) -> tuple[float, str]:
@@ -85,21 +85,21 @@ def figure_groups(trials: TrialSet, figure: str) -> Groups:
     """Ordered (label, trials) pairs a figure plots from already-selected trials; NoTrialsError if none."""
     if figure not in FIGURES:
         raise ValueError(f"unknown figure {figure!r}; valid: {', '.join(FIGURES)}")
-    pool = [t for t in trials.ok if t.method != "retrain"]
+    pool = [t for t in trials.ok if t.family != "retrain"]
     groups: dict[str, list[Trial]] = {}
     if figure == "fig2":
-        modes = sorted({_mode(t) for t in pool if t.method == "enas"}, key=lambda m: (m != "intended", m))
+        modes = sorted({_mode(t) for t in pool if t.family == "enas"}, key=lambda m: (m != "intended", m))
         for mode in modes:
             for space in ("original", "extended"):
-                picked = [t for t in pool if t.method == "enas" and t.space == space and _mode(t) == mode]
+                picked = [t for t in pool if t.family == "enas" and t.space == space and _mode(t) == mode]
                 if picked:
                     groups[f"ENAS {space}" + ("" if mode == "intended" else f" ({mode})")] = picked
     elif figure == "fig3":
-        for t in sorted(pool, key=lambda t: (t.method, t.space)):
-            groups.setdefault(method_label(t.method, t.space), []).append(t)
+        for t in sorted(pool, key=lambda t: (t.strategy, t.space)):
+            groups.setdefault(method_label(t.strategy, t.space), []).append(t)
     else:
         # Only budgeted searches belong to the budget sweep; a fixed-epoch superkernel run does not.
-        budgeted = [t for t in pool if t.method == "nasib" and t.space == "superkernel"
+        budgeted = [t for t in pool if t.strategy == "nasib" and t.space == "superkernel"
                     and (t.config.get("budget_s") is not None or t.config.get("budget_label"))]
         for t in sorted(budgeted, key=_budget_key):
             groups.setdefault(_budget_label(t), []).append(t)
@@ -309,7 +309,7 @@ def run_curves(results: Path, figure: str, out: Path | None = None,
     result = fig2_test(groups, table, trials.ok) if figure == "fig2" else None
     extra = "; scorecard: " + ", ".join(f"{k} {v}" for k, v in result["scorecard"].items()
                                             if k in ("fig2.sign", "fig2.interaction")) if result else ""
-    if figure == "fig3" and any(t.method == "enas" for _, members in groups for t in members):
+    if figure == "fig3" and any(t.family == "enas" for _, members in groups for t in members):
         extra = "; ENAS runs its own fixed schedule (no budget), the others one budget"
     plot_curves(table, figure, [label for label, _ in groups], png_path, caption + extra)
     written = [csv_path, png_path]

@@ -23,7 +23,7 @@ def _row(trial: Trial) -> dict:
     prov = cfg.get("provenance", {}) or {}
     commit = prov.get("git_commit") or ""
     return {
-        "trial": trial.key, "method": trial.method, "space": trial.space,
+        "trial": trial.key, "method": trial.strategy, "space": trial.space,
         "strategy": (cfg.get("config") or {}).get("strategy", ""), "budget": cfg.get("budget_label") or "",
         "seed": cfg.get("seed"), "preset": cfg.get("preset"), "status": trial.status, "epochs": res.get("epochs"),
         "search_s": round(float(res.get("search_s") or 0.0), 1),

@@ -36,7 +36,7 @@ ORIGINAL_OPS = ("conv3x3", "sep3x3", "conv5x5", "sep5x5", "avgpool3x3", "maxpool
 
 def select_trials(trials: TrialSet) -> list[Trial]:
     """Finished ENAS extended-space trials with samples.json among already-selected trials."""
-    picked = trials.select(method="enas", space="extended")
+    picked = trials.select(family="enas", space="extended")
     without = [t.key for t in picked if not (t.path / "samples.json").exists()]
     if without:
         click.echo(f"  skipped {len(without)} trial(s) without samples.json: {', '.join(without)}")

@@ -15,10 +15,10 @@ import pandas as pd
 
 from contract.budget import Budget, BudgetError
 from contract.errors import RecordError
-from contract.names import EPOCHS, FORMAT, MANIFEST, STATUSES
+from contract.names import EPOCHS, FORMAT, MANIFEST, STATUSES, family_of
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
-ID_COLUMNS = ("trial_id", "experiment", "method", "space", "seed", "budget_label", "budget_s", "status")
+ID_COLUMNS = ("trial_id", "experiment", "family", "strategy", "space", "seed", "budget_label", "budget_s", "status")
 EVERY = "all"  # --experiment value that reads every trial under RESULTS, manifests ignored
 EXPERIMENT_HELP = (
     "Experiment whose trials to read: the folders listed in RESULTS/<name>/trials.json (shared trials "
@@ -53,9 +53,16 @@ class Trial:
         return str(self.config.get("experiment") or self.path.parent.name)
 
     @property
-    def method(self) -> str:
-        """Search/retrain method of the trial."""
+    def strategy(self) -> str:
+        """How the trial searched: enas, a NASIB strategy (nasib, random, darts, snas), or retrain.
+
+        Format-1 records call it `method`."""
         return str(self.config.get("method", self.result.get("method", "")))
+
+    @property
+    def family(self) -> str:
+        """The program that ran the trial: enas | nasib | retrain."""
+        return family_of(self.strategy)
 
     @property
     def space(self) -> str:
@@ -307,7 +314,8 @@ def epochs_frame(trials: Iterable[Trial]) -> pd.DataFrame:
     for trial in trials:
         scale = trial_scale(trial)
         ident = {
-            "trial_id": trial.trial_id, "experiment": trial.experiment, "method": trial.method,
+            "trial_id": trial.trial_id, "experiment": trial.experiment,
+            "family": trial.family, "strategy": trial.strategy,
             "space": trial.space, "seed": trial.config.get("seed"),
             "budget_label": trial.config.get("budget_label"), "budget_s": trial.config.get("budget_s"),
             "status": trial.status,

@@ -24,7 +24,7 @@ from analysis.records import (
 
 PAPER_PATH = Path(__file__).with_name("paper_table1.json")
 NOT_RUN = "not run"
-# (row name, search method, search space) of the measured rows.
+# (row name, search strategy, search space) of the measured rows.
 MEASURED = (
     ("ENAS", "enas", "original"),
     ("ENAS-extended", "enas", "extended"),
@@ -52,20 +52,20 @@ def load_paper_rows(path: Path = PAPER_PATH) -> list[dict]:
     ]
 
 
-def retrain_trials(trials: TrialSet, method: str, space: str) -> list[Trial]:
-    """Finished retrain trials whose source search used this method and space."""
-    return [t for t in trials.select(method="retrain")
-            if t.result.get("source_method") == method and t.result.get("source_space") == space]
+def retrain_trials(trials: TrialSet, strategy: str, space: str) -> list[Trial]:
+    """Finished retrain trials whose source search used this strategy and space."""
+    return [t for t in trials.select(family="retrain")
+            if t.result.get("source_method") == strategy and t.result.get("source_space") == space]
 
 
-def search_trials(trials: TrialSet, method: str, space: str, retrains: list[Trial],
+def search_trials(trials: TrialSet, strategy: str, space: str, retrains: list[Trial],
                   lookup: list[Trial]) -> list[Trial]:
-    """The searches (found in lookup) the retrains came from, else every selected search of method/space."""
+    """The searches (found in lookup) the retrains came from, else every selected search of strategy/space."""
     by_key = {t.key: t for t in lookup}
     sources = [by_key[t.result["source_trial"]] for t in retrains if t.result.get("source_trial") in by_key]
     if sources:
         return list({t.key: t for t in sources}.values())
-    return trials.select(method=method, space=space)
+    return trials.select(strategy=strategy, space=space)
 
 
 def _mean(values: list[float]) -> float:
@@ -93,10 +93,10 @@ def _search_cost(searches: list[Trial]) -> tuple[object, str]:
     return _mean(hours), f"hours ({'/'.join(devices)})"
 
 
-def measured_row(trials: TrialSet, name: str, method: str, space: str, lookup: list[Trial]) -> dict:
+def measured_row(trials: TrialSet, name: str, strategy: str, space: str, lookup: list[Trial]) -> dict:
     """One measured row; every missing piece is 'not run', never a zero."""
-    retrains = retrain_trials(trials, method, space)
-    searches = search_trials(trials, method, space, retrains, lookup)
+    retrains = retrain_trials(trials, strategy, space)
+    searches = search_trials(trials, strategy, space, retrains, lookup)
     err = stats.summarize([float(t.result["test_error"]) for t in retrains if "test_error" in t.result])
     params, note = _params(retrains, searches)
     cost, unit = _search_cost(searches)
@@ -163,7 +163,7 @@ def run_table1(results: Path, out: Path | None = None, experiment: str | None = 
     trials = select_experiment(everything, experiment, default="table1")
     click.echo(trials.summary())
     table = build_table(trials, everything.ok)
-    used = [t for t in trials.ok if t.method in {m for _, m, _ in MEASURED} | {"retrain"}]
+    used = [t for t in trials.ok if t.strategy in {m for _, m, _ in MEASURED} | {"retrain"}]
     note = provenance_note(used) if used else "no matching records"
     folder = output_dir(results, out, "tables")
     csv_path, md_path = folder / "table1.csv", folder / "table1.md"

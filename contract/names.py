@@ -26,7 +26,12 @@ DEFAULT_BN_RULE = "batch"
 ENAS_BRANCH_MODES = ("intended", "as-released")
 ENAS_OPTION_SETS = ("kit", "release")  # enas_ext.presets.OPTION_SETS: the kit's deviations, or the release whole
 STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer
-METHODS = ("enas", "retrain", *STRATEGIES)  # the `method` a trial's config.json records
+METHODS = ("enas", "retrain", *STRATEGIES)  # the `method` a trial's config.json records: its strategy
+
+
+def family_of(strategy: str) -> str:
+    """The family that runs a recorded strategy (a record's `method`): NASIB's strategies are nasib."""
+    return "nasib" if strategy in STRATEGIES else strategy
 
 STATUSES = ("ok", "diverged", "interrupted")  # a finished trial's result.json status
 OK, DIVERGED, INTERRUPTED = STATUSES

@@ -185,10 +185,21 @@ def test_epochs_frame_columns(tmp_path: Path) -> None:
     write_trial(tmp_path, "fig5", "nasib-superkernel-b2h-s0", "nasib", "superkernel", 0, [0.3, 0.4],
                 budget_s=7200.0, budget_label="2h", epoch_extra={"p_explore": 0.5})
     frame = epochs_frame(load_trials(tmp_path).ok)
-    for col in ("trial_id", "experiment", "method", "space", "seed", "budget_label", "epoch",
+    for col in ("trial_id", "experiment", "family", "strategy", "space", "seed", "budget_label", "epoch",
                 "epoch_s", "wall_s", "train_loss", "train_acc", "valid_acc", "lr", "p_explore"):
         assert col in frame.columns
     assert len(frame) == 2 and frame["budget_label"].tolist() == ["2h", "2h"]
+
+
+def test_a_record_names_its_family_and_strategy(tmp_path: Path) -> None:
+    # A format-1 record's `method` is the strategy: a DARTS search belongs to the nasib family
+    for tid, method in (("darts-narrow-s0", "darts"), ("enas-original-s0", "enas"), ("nasib-narrow-s0", "nasib")):
+        write_trial(tmp_path, "fig3", tid, method, "narrow" if method != "enas" else "original", 0, [0.3])
+    trials = load_trials(tmp_path)
+    got = {t.trial_id: (t.family, t.strategy) for t in trials.ok}
+    assert got == {"darts-narrow-s0": ("nasib", "darts"), "enas-original-s0": ("enas", "enas"),
+                   "nasib-narrow-s0": ("nasib", "nasib")}
+    assert [t.trial_id for t in trials.select(family="nasib", strategy="darts")] == ["darts-narrow-s0"]
 
 
 @pytest.mark.parametrize("fmt", [2, None])
