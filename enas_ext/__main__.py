@@ -67,7 +67,7 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
 def search(space, preset, epochs, layers, channels, batch_size, branch_mode, released_op, bn_eval, grad_clip,
            options, out, seed, device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture; writes the trial folder OUT (records contract)."""
-    begin("nasibkit-enas search", {"method": "enas", "space": space, "scale": preset, "epochs": epochs,
+    begin("nasibkit-enas search", {"strategy": "enas", "space": space, "scale": preset, "epochs": epochs,
                                    "out": out}, device=device, scale=preset, data_dir=data_dir, download=download)
     from enas_ext.search import search_trial
     from nascore.loop import RunSpec

@@ -105,7 +105,7 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
     """Search an architecture within a wall-clock budget (or for a fixed number of epochs)."""
     if budget is not None and epochs is not None:
         raise click.UsageError("give either --budget or --epochs, not both")
-    begin("nasibkit-nasib search", {"method": strategy or "nasib", "space": space, "scale": preset, "budget": budget,
+    begin("nasibkit-nasib search", {"strategy": strategy or "nasib", "space": space, "scale": preset, "budget": budget,
                                     "epochs": epochs, "out": out}, device=device, scale=preset,
           data_dir=data_dir, download=download)
     from nascore.loop import RunSpec
@@ -159,7 +159,7 @@ def plan(budget, space, preset, device, k, m, sep_above, layers, channels, batch
     import json
 
     # The first line goes to stderr: with --json, stdout is the plan alone.
-    begin("nasibkit-nasib plan", {"method": strategy or "nasib", "space": space, "scale": preset, "budget": budget},
+    begin("nasibkit-nasib plan", {"strategy": strategy or "nasib", "space": space, "scale": preset, "budget": budget},
           device=device, scale=preset, data=False)
     from nasib.plan import plan as make_plan
 
