@@ -18,6 +18,7 @@ import torch
 from enas_ext.presets import configure
 from enas_ext.search import EnasSearch
 from nascore.data import Split, Splits
+from nascore.flat import FlatSGD
 from nascore.runtime import resolve_device, seed_everything, sync
 
 CIFAR_TRAIN = 50_000  # training images before the valid split is held out
@@ -78,7 +79,7 @@ def run(device: str, preset: str, space: str = "original", warm_steps: int | Non
         "bench": "enas_search", "preset": preset, "space": space, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if on_gpu else "cpu", "torch": torch.__version__,
         "layers": cfg.layers, "channels": cfg.channels, "batch_size": cfg.batch_size, "bn_eval": cfg.bn_eval,
-        "batched_rewards": search.routed() is not None, "flat_update": type(search.opt).__name__ == "FlatSGD",
+        "batched_rewards": search.routed() is not None, "flat_update": isinstance(search.opt, FlatSGD),
         "ms_per_child_step": 1000 * child_s / steps, "steps_per_epoch": steps,
         "ms_per_controller_update": 1000 * controller_s / updates, "num_aggregate": cfg.controller.num_aggregate,
         "train_steps": updates, "eval_s": eval_s, "eval_images": n_valid,
