@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 from contract.budget import Budget, BudgetError
 from contract.names import METHOD_SPACES as SPACES  # which spaces each method family takes, said once
@@ -50,6 +51,7 @@ class Group:
     source: str | None = None  # retrain only: source trial-id template, "<experiment>/<template>" if foreign
     shared_with: str | None = None  # experiment owning these trials (their folders live there)
     overrides: dict = field(default_factory=dict)  # the family's settings over the scale's, for this group
+    RENAMED: ClassVar[dict[str, str]] = {"method": "family"}  # configs before one name per axis (from_dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Scale:
     # Measured cost of the scale's new trials in CPU-hours (one thread a trial), shown by
     # `experiments list`; None where nobody measured it.
     cpu_hours: float | None = None
+    RENAMED: ClassVar[dict[str, str]] = {"preset": "base"}  # configs before one name per axis (from_dict)
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,6 @@ def parse_config(raw: object, path: Path) -> Experiment:
     where = str(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at top level")
-    scales = raw.get("scales")
-    for name, sc in (scales.items() if isinstance(scales, dict) else ()):
-        _refuse_renamed(sc, f"{where}.scales.{name}")
     top = from_dict(_File, raw, where)
     if not top.trials:
         raise ConfigError(f"{where}.trials: expected a non-empty list of trial groups")
@@ -187,7 +187,6 @@ def _parse_group(raw: object, where: str) -> Group:
     """One trial group, its per-family rules checked."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
-    _refuse_renamed(raw, where)
     budgets = raw.get("budgets")
     group = from_dict(Group, {**raw, "budgets": None}, where)
     if budgets is not None:
@@ -196,16 +195,6 @@ def _parse_group(raw: object, where: str) -> Group:
                                                   for s in SCALES}))
     _check_group(group, where)
     return group
-
-
-# Keys configs written before one name per axis used: the family was `method`, a scale's base `preset`.
-RENAMED = {"method": "family", "preset": "base"}
-
-
-def _refuse_renamed(raw: object, where: str) -> None:
-    """A key of the old names is one line saying its new name (not a bare 'unknown key')."""
-    for old in (k for k in RENAMED if isinstance(raw, dict) and k in raw):
-        raise ConfigError(f"{where}.{old}: renamed to {RENAMED[old]} (write {RENAMED[old]}: {raw[old]})")
 
 
 def _parsed(labels: tuple[str, ...], where: str) -> tuple[Budget, ...]:

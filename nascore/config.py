@@ -68,12 +68,19 @@ def _optional_dataclass(tp: Any, value: Any) -> Any:
 
 
 def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
-    """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
+    """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types.
+
+    A class may list keys it used to have as `RENAMED` (old name -> new): such a key is one line
+    saying its new name, not a bare "unknown key"."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields), key=str)
+    renamed = [k for k in unknown if k in getattr(cls, "RENAMED", {})]
+    if renamed:
+        new = cls.RENAMED[renamed[0]]
+        raise ConfigError(f"{where}.{renamed[0]}: renamed to {new} (write {new}: {data[renamed[0]]})")
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(fields)}")
     kwargs = {}
