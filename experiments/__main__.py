@@ -26,6 +26,7 @@ from experiments.launchers import (
     STATUSES,
     Outcome,
     RunContext,
+    dropped_from_manifests,
     get_launcher,
     run_one,
     trial_state,
@@ -156,6 +157,8 @@ def run_cmd(names, scale, seeds, results, device, data_dir, download, determinis
         checks.check_device(device)  # a remote launcher's workers check their own devices
         if jobs == 1:  # the pool's workers set their own threads and say so
             click.echo(f"torch threads: {checks.apply_threads(threads)}", err=True)
+    for line in dropped_from_manifests(per_experiment, results, scale):
+        click.echo(f"warning: {line}", err=True)
     write_manifests(per_experiment, results, scale)  # after every check: a refused run writes nothing
     ctx = RunContext(device=device, data_dir=data_dir, download=download, deterministic=deterministic,
                      force=force)

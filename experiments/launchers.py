@@ -264,6 +264,23 @@ def write_manifests(per_experiment: dict[str, list[TrialPlan]], results: Path, s
     return written
 
 
+def dropped_from_manifests(per_experiment: dict[str, list[TrialPlan]], results: Path, scale: str) -> list[str]:
+    """One line per manifest whose finished trials this plan no longer lists (a narrower --seeds, say)."""
+    lines = []
+    for name, members in per_experiment.items():
+        path, keep = Path(results) / name / "trials.json", {p.key for p in members}
+        old = _read(path)
+        rows = [r for r in old.get("trials", []) if isinstance(r, dict)] if old.get("scale") == scale else []
+        gone = [r for r in rows if r.get("folder") not in keep
+                and (Path(results) / str(r.get("folder")) / "result.json").is_file()]
+        if gone:
+            seeds = ", ".join(sorted({str(r.get("seed")) for r in gone}))
+            lines.append(f"{path}: {len(gone)} finished trial(s) of seed(s) {seeds} leave the manifest, so analysis "
+                         f"will not read them; name those seeds in --seeds too to keep them (finished trials are "
+                         f"adopted, not rerun)")
+    return lines
+
+
 TrialFn = Callable[[TrialPlan], Outcome]
 
 

@@ -13,7 +13,14 @@ from click.testing import CliRunner
 from contract.errors import NotAvailable
 from experiments import launchers
 from experiments.__main__ import cli
-from experiments.launchers import LocalLauncher, RunContext, get_launcher, run_one, write_manifests
+from experiments.launchers import (
+    LocalLauncher,
+    RunContext,
+    dropped_from_manifests,
+    get_launcher,
+    run_one,
+    write_manifests,
+)
 from experiments.runner import (
     SCALES,
     ExperimentError,
@@ -304,6 +311,19 @@ def test_manifests_list_shared_folders(tmp_path):
     rows = json.loads(paths[1].read_text())["trials"]
     # only the current plan, no stale rows
     assert [r["folder"] for r in rows] == ["fig2/enas-extended-s5", "fig2/enas-extended-released-s5"]
+
+
+def test_a_narrower_run_says_which_finished_trials_leave_the_manifest(tmp_path):
+    # running seed by seed rewrites trials.json each time: the user must hear that earlier seeds drop out
+    write_manifests(expand_all(["fig2"], "smoke", tmp_path, seeds=[0, 1]), tmp_path, "smoke")
+    for tid in ("enas-original-s0", "enas-extended-s0"):
+        (tmp_path / "fig2" / tid).mkdir(parents=True)
+        (tmp_path / "fig2" / tid / "result.json").write_text("{}")
+    (line,) = dropped_from_manifests(expand_all(["fig2"], "smoke", tmp_path, seeds=[1]), tmp_path, "smoke")
+    assert "2 finished trial(s) of seed(s) 0 leave the manifest" in line and "--seeds" in line
+    assert dropped_from_manifests(expand_all(["fig2"], "smoke", tmp_path, seeds=[0, 1]), tmp_path, "smoke") == []
+    # another scale's manifest is not this run's to keep (its folders are another results root's)
+    assert dropped_from_manifests(expand_all(["fig2"], "quick", tmp_path, seeds=[1]), tmp_path, "quick") == []
 
 
 def test_unknown_launcher_lists_valid():
