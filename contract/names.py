@@ -2,7 +2,7 @@
 
 Every name listed here is checked against its registry by a test (spaces against
 `nascore.spaces`, strategies against `nasib.strategies`), so the lists cannot drift.
-`analysis/` imports this module and nothing else of the kit.
+It sits on the contract floor, which is all `analysis/` imports of the kit.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config m
 SPACES = ("original", "extended", "narrow", "superkernel")  # every named search space
 ENAS_SPACES = ("original", "extended")  # the macro spaces the ENAS search is set up for
 NASIB_SPACES = tuple(s for s in SPACES if s not in ENAS_SPACES)  # the spaces NASIB and its baselines search
-# The programs that run a trial (an experiment config's `method`): ENAS, NASIB with its strategies, retraining.
+# The programs that run a trial (an experiment config's `family`): ENAS, NASIB with its strategies, retraining.
 FAMILIES = ("enas", "nasib", "retrain")
 # Which spaces each method family accepts: the one statement that CLIs, configs and the runner check.
 METHOD_SPACES = dict(zip(FAMILIES, (ENAS_SPACES, NASIB_SPACES, SPACES), strict=True))
@@ -32,6 +32,7 @@ METHODS = ("enas", "retrain", *STRATEGIES)  # the `method` a trial's config.json
 def family_of(strategy: str) -> str:
     """The family that runs a recorded strategy (a record's `method`): NASIB's strategies are nasib."""
     return "nasib" if strategy in STRATEGIES else strategy
+
 
 STATUSES = ("ok", "diverged", "interrupted")  # a finished trial's result.json status
 OK, DIVERGED, INTERRUPTED = STATUSES
