@@ -120,6 +120,31 @@ def test_interaction_paired_by_seed(tmp_path: Path):
     assert row.effect == pytest.approx(6.8) and row.n == "3 seeds x 4 cells" and row.verdict == "reproduced"
 
 
+def test_release_option_rows_read_fig2_release_only(tmp_path: Path):
+    base = [0.3 + 0.02 * e for e in range(12)]
+    for seed in range(3):
+        j = 0.004 * seed
+        for exp, space, mode, shift in (("fig2", "original", "intended", 0.0), ("fig2", "extended", "intended", 0.01),
+                                        ("fig2", "original", "as-released", 0.0),
+                                        ("fig2", "extended", "as-released", 0.09),
+                                        ("fig2_release", "original", "as-released", 0.0),
+                                        ("fig2_release", "extended", "as-released", 0.05 + j)):
+            tid = f"enas-{space}-{mode}-s{seed}"
+            folder = write_trial(tmp_path, exp, tid, "enas", space, seed, [v + shift + j for v in base])
+            _set(folder, branch_mode=mode)
+    rows = _rows(tmp_path)
+    assert rows["fig2.interaction"].effect == pytest.approx(8.0)  # fig2's cells only: the release trials stay out
+    assert rows["fig2.sign[release]"].effect == pytest.approx(5.4)
+    assert rows["fig2.interaction[release]"].effect == pytest.approx(4.4)  # the release gap minus fig2's intended
+    assert rows["fig2.interaction[release]"].n == "3 seeds x 4 cells"
+
+
+def test_release_rows_say_how_to_run_them(tmp_path: Path):
+    write_trial(tmp_path, "fig2", "enas-original-s0", "enas", "original", 0, [0.3, 0.4])
+    row = _rows(tmp_path)["fig2.sign[release]"]
+    assert row.verdict == "not run" and "experiments run fig2_release" in row.detail
+
+
 def test_params_seeds_are_against_the_band_not_zero():
     row = judge_band(_claim(), stats.mean_interval([4.5, 5.5, 6.5]), (5.0, 8.4))
     assert row.verdict == "inconclusive"
