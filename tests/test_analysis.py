@@ -145,7 +145,8 @@ def test_fig2_test_file_carries_the_scorecards_verdict(tmp_path: Path) -> None:
     runner_ok(["claims", str(tmp_path)])
     rows = {r["id"]: r["verdict"] for r in json.loads((tmp_path / "figures" / "claims.json").read_text())["claims"]}
     assert doc["verdict"] == rows["fig2.sign"] == "inconclusive" and doc["extended_above_at_every_epoch"] is False
-    assert doc["scorecard"] == {k: v for k, v in rows.items() if k.startswith("fig2.")}
+    # fig2's own rows; the [release] rows read fig2_release's trials, which fig2_test.json does not cover
+    assert doc["scorecard"] == {k: v for k, v in rows.items() if k.startswith("fig2.") and "[release]" not in k}
 
 
 def test_fig2_below_the_gate_reads_not_run_scale(tmp_path: Path) -> None:
