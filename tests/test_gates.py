@@ -132,9 +132,12 @@ def test_release_option_rows_read_fig2_release_only(tmp_path: Path):
             tid = f"enas-{space}-{mode}-s{seed}"
             folder = write_trial(tmp_path, exp, tid, "enas", space, seed, [v + shift + j for v in base])
             _set(folder, branch_mode=mode)
+    for space in ("original", "extended"):  # a seed only fig2 has: read into the release rows, it shows in their n
+        extra = write_trial(tmp_path, "fig2", f"enas-{space}-as-released-s3", "enas", space, 3, base)
+        _set(extra, branch_mode="as-released")
     rows = _rows(tmp_path)
     assert rows["fig2.interaction"].effect == pytest.approx(8.0)  # fig2's cells only: the release trials stay out
-    assert rows["fig2.sign[release]"].effect == pytest.approx(5.4)
+    assert rows["fig2.sign[release]"].effect == pytest.approx(5.4) and rows["fig2.sign[release]"].n == "3 vs 3 seeds"
     assert rows["fig2.interaction[release]"].effect == pytest.approx(4.4)  # the release gap minus fig2's intended
     assert rows["fig2.interaction[release]"].n == "3 seeds x 4 cells"
 
