@@ -24,7 +24,7 @@ class Gate:
     min_valid: int = 0  # validation images per trial: accuracy is quantised at 100 / valid points
     min_epochs: int = 0  # epochs every trial must have run
     min_updates: int = 0  # ENAS controller updates (epochs x train_steps) every trial must have made
-    paper_preset: bool = False  # only records at the paper preset (Table 1's absolute numbers)
+    paper_scale: bool = False  # only records at the paper scale (Table 1's absolute numbers)
     reason: str = ""  # why this much, one line
 
 
@@ -44,7 +44,7 @@ FIG5_GATE = Gate("FIG5_GATE", min_valid=2000, min_epochs=10,
 # Mechanics (P2 entropy, budget fidelity): enough epochs for the schedule to reach exploitation.
 MECHANICS_GATE = Gate("MECHANICS_GATE", min_epochs=10,
                       reason="the explore/exploit schedule needs >= 10 epochs to leave exploration")
-TABLE1_GATE = Gate("TABLE1_GATE", paper_preset=True,
+TABLE1_GATE = Gate("TABLE1_GATE", paper_scale=True,
                    reason="Table 1's absolute numbers belong to the paper's network, data and schedule")
 # Retrained architectures compared with each other: a test error needs a real schedule and test set.
 RETRAIN_GATE = Gate("RETRAIN_GATE", min_epochs=20, min_valid=0,
@@ -74,8 +74,8 @@ def gate_lacks(gate: Gate, trials: list[Trial]) -> str:
         lacks.append(f"{e} epochs < {gate.min_epochs}")
     if gate.min_updates and (u := min(controller_updates(t) for t in trials)) < gate.min_updates:
         lacks.append(f"{u} controller updates < {gate.min_updates:,}")
-    if gate.paper_preset and any(t.config.get("preset") != "paper" for t in trials):
-        lacks.append("not at the paper preset")
+    if gate.paper_scale and any(t.config.get("scale") != "paper" for t in trials):
+        lacks.append("not at the paper scale")
     return f"{'; '.join(lacks)} ({gate.name}: {gate.reason})" if lacks else ""
 
 

@@ -1,7 +1,7 @@
 """`python -m analysis.inventory RESULTS`: what produced every trial under RESULTS, from its records.
 
 Writes RESULTS/inventory.md (and .csv): one row per finished trial with its experiment,
-method, space, budget, seed, preset, status, epochs, search time, device, data folder,
+family, strategy, space, budget, seed, scale, status, epochs, search time, device, data folder,
 start date, commit and dirty flag. Every figure in RESULTS was drawn from trials listed
 here (with any trial no manifest names, which no figure reads), so this is the provenance table
 `results/README.md` points at.
@@ -23,9 +23,9 @@ def _row(trial: Trial) -> dict:
     prov = cfg.get("provenance", {}) or {}
     commit = prov.get("git_commit") or ""
     return {
-        "trial": trial.key, "method": trial.strategy, "space": trial.space,
-        "strategy": (cfg.get("config") or {}).get("strategy", ""), "budget": cfg.get("budget_label") or "",
-        "seed": cfg.get("seed"), "preset": cfg.get("preset"), "status": trial.status, "epochs": res.get("epochs"),
+        "trial": trial.key, "family": trial.family, "strategy": trial.strategy, "space": trial.space,
+        "budget": cfg.get("budget_label") or "",
+        "seed": cfg.get("seed"), "scale": cfg.get("scale"), "status": trial.status, "epochs": res.get("epochs"),
         "search_s": round(float(res.get("search_s") or 0.0), 1),
         "device": prov.get("device_name") or prov.get("device"), "data": data_label(trial),
         "started_at": prov.get("started_at"), "commit": commit[:10] + ("+dirty" if prov.get("git_dirty") else ""),

@@ -47,20 +47,20 @@ def code_flags(trials: Iterable[Trial]) -> list[str]:
 
 
 def scale_label(trial: Trial) -> str:
-    """The scale that ran a trial: its manifest's (a `medium` trial records the smoke preset it overrides)."""
+    """The scale that ran a trial: its manifest's (a `medium` trial records the smoke scale it overrides)."""
     manifest = trial.path.parent / MANIFEST
     try:
         data = json.loads(manifest.read_text()) if manifest.is_file() else {}
     except (OSError, ValueError):
         data = {}
-    preset = str(trial.config.get("preset", "?"))
+    base = str(trial.config.get("scale", "?"))
     data = data if isinstance(data, dict) else {}
     scale = data.get("scale")
     rows = data.get("trials") if isinstance(data.get("trials"), list) else []
     listed = any(isinstance(r, dict) and r.get("trial_id") == trial.trial_id for r in rows)
-    if not (isinstance(scale, str) and listed) or scale == preset:
-        return f"preset {preset}"
-    return f"scale {scale} (the {preset} preset with the scale's overrides)"
+    if not (isinstance(scale, str) and listed) or scale == base:
+        return f"scale {base}"
+    return f"scale {scale} ({base}'s settings with the scale's overrides)"
 
 
 def provenance_note(trials: Iterable[Trial]) -> str:

@@ -15,7 +15,8 @@ import pandas as pd
 
 from contract.budget import Budget, BudgetError
 from contract.errors import RecordError
-from contract.names import EPOCHS, FORMAT, MANIFEST, STATUSES, family_of
+from contract.format import READABLE, upgrade
+from contract.names import EPOCHS, MANIFEST, STATUSES
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
 ID_COLUMNS = ("trial_id", "experiment", "family", "strategy", "space", "seed", "budget_label", "budget_s", "status")
@@ -54,15 +55,13 @@ class Trial:
 
     @property
     def strategy(self) -> str:
-        """How the trial searched: enas, a NASIB strategy (nasib, random, darts, snas), or retrain.
-
-        Format-1 records call it `method`."""
-        return str(self.config.get("method", self.result.get("method", "")))
+        """How the trial picked ops: enas, a NASIB strategy (nasib, random, darts, snas); '' for a retraining."""
+        return str(self.config.get("strategy", self.result.get("strategy")) or "")
 
     @property
     def family(self) -> str:
         """The program that ran the trial: enas | nasib | retrain."""
-        return family_of(self.strategy)
+        return str(self.config.get("family", self.result.get("family")) or "")
 
     @property
     def space(self) -> str:
@@ -135,16 +134,17 @@ def budget_order(trial: Trial) -> float:
 
 
 def read_json(path: Path, require_format: bool) -> dict[str, Any]:
-    """Load a JSON object; check "format" == 1 (required, or only when present)."""
+    """Load a JSON object; check its format is readable (required, or only when present) and upgrade it."""
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise RecordError(f"{path}: cannot read JSON ({err})") from err
     if not isinstance(data, dict):
         raise RecordError(f"{path}: expected a JSON object at top level")
-    if (require_format or "format" in data) and data.get("format") != FORMAT:
-        raise RecordError(f"{path}: unsupported record format {data.get('format')!r} (expected {FORMAT})")
-    return data
+    if (require_format or "format" in data) and data.get("format") not in READABLE:
+        raise RecordError(f"{path}: unsupported record format {data.get('format')!r} "
+                          f"(expected {' or '.join(map(str, READABLE))})")
+    return upgrade(data)
 
 
 def read_epochs(path: Path) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ def load_paper_rows(path: Path = PAPER_PATH) -> list[dict]:
 def retrain_trials(trials: TrialSet, strategy: str, space: str) -> list[Trial]:
     """Finished retrain trials whose source search used this strategy and space."""
     return [t for t in trials.select(family="retrain")
-            if t.result.get("source_method") == strategy and t.result.get("source_space") == space]
+            if t.result.get("source_strategy") == strategy and t.result.get("source_space") == space]
 
 
 def search_trials(trials: TrialSet, strategy: str, space: str, retrains: list[Trial],
@@ -163,7 +163,7 @@ def run_table1(results: Path, out: Path | None = None, experiment: str | None = 
     trials = select_experiment(everything, experiment, default="table1")
     click.echo(trials.summary())
     table = build_table(trials, everything.ok)
-    used = [t for t in trials.ok if t.strategy in {m for _, m, _ in MEASURED} | {"retrain"}]
+    used = [t for t in trials.ok if t.family == "retrain" or t.strategy in {m for _, m, _ in MEASURED}]
     note = provenance_note(used) if used else "no matching records"
     folder = output_dir(results, out, "tables")
     csv_path, md_path = folder / "table1.csv", folder / "table1.md"

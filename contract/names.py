@@ -1,4 +1,6 @@
-"""The kit's vocabulary and record format, torch-free: what the searches write and analysis reads.
+"""The kit's vocabulary and record file names, torch-free: what the searches write and analysis reads.
+
+The record format (its version, and reading older ones) is `contract.format`.
 
 Every name listed here is checked against its registry by a test (spaces against
 `nascore.spaces`, strategies against `nasib.strategies`), so the lists cannot drift.
@@ -7,7 +9,7 @@ It sits on the contract floor, which is all `analysis/` imports of the kit.
 from __future__ import annotations
 
 VERSION = "0.2.0"  # the kit's version (pyproject reads it; every command prints it with --version)
-SCALES = ("smoke", "quick", "paper")  # preset/scale names, shared by searches, retraining and experiments
+SCALES = ("smoke", "quick", "paper")  # search scales (records: `scale`), shared by searches, retraining and experiments
 SCALE_HELP = "smoke: 2-core CPU, seconds; quick: one GPU, minutes; paper: the reference's settings."
 OPTIONAL_SCALES = ("ci", "medium")  # scales only some configs define (ci: one GPU, minutes; medium: 2-core CPU, hours)
 EXPERIMENT_SCALES = (*SCALES, *OPTIONAL_SCALES)  # scales an experiment config may define (the runner's --scale choices)
@@ -26,18 +28,10 @@ DEFAULT_BN_RULE = "batch"
 ENAS_BRANCH_MODES = ("intended", "as-released")
 ENAS_OPTION_SETS = ("kit", "release")  # enas_ext.presets.OPTION_SETS: the kit's deviations, or the release whole
 STRATEGIES = ("nasib", "random", "darts", "snas")  # how a one-shot search picks ops per layer
-METHODS = ("enas", "retrain", *STRATEGIES)  # the `method` a trial's config.json records: its strategy
-
-
-def family_of(strategy: str) -> str:
-    """The family that runs a recorded strategy (a record's `method`): NASIB's strategies are nasib."""
-    return "nasib" if strategy in STRATEGIES else strategy
-
 
 STATUSES = ("ok", "diverged", "interrupted")  # a finished trial's result.json status
 OK, DIVERGED, INTERRUPTED = STATUSES
 
-FORMAT = 1  # bump when a record's meaning changes; readers reject other versions
 CONFIG, EPOCHS, RESULT, CHECKPOINT, LOCK = "config.json", "epochs.jsonl", "result.json", "checkpoint.pt", ".lock"
 ARCH, ALPHAS, SAMPLES = "arch.json", "alphas.json", "samples.json"
 MANIFEST = "trials.json"  # the runner's per-experiment list of the folders it uses, shared ones included

@@ -140,7 +140,7 @@ class EnasSearch:
         cfg = self.cfg
         trial.write_json("samples.json", self.samples(cfg.num_samples))
         ops, skips = self.controller.greedy()
-        arch = {**arch_to_dict(self.space, ops, skips, cfg.channels, cfg.layers), "method": "enas"}
+        arch = {**arch_to_dict(self.space, ops, skips, cfg.channels, cfg.layers), "family": "enas", "strategy": "enas"}
         trial.write_json("arch.json", arch)
         accs = [e["valid_acc"] for e in epochs]
         search_s = epochs[-1]["wall_s"] if epochs else 0.0
@@ -299,7 +299,7 @@ def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
     record = value.to_record()
     extra = {"branch_mode": cfg.branch_mode, **({"space_record": record} if len(record) > 1 else {})}
     return run_recipe(spec, Recipe(
-        method="enas", space=cfg.space, preset=preset, config=dataclasses.asdict(cfg), data=cfg.data,
+        family="enas", strategy="enas", space=cfg.space, scale=preset, config=dataclasses.asdict(cfg), data=cfg.data,
         build=lambda splits, device: EnasSearch(cfg, splits, device, spec.seed, space=value),
         batch_size=cfg.batch_size, layers=cfg.layers, extra=extra))
 
@@ -307,8 +307,8 @@ def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
 def checkpointed_search(trial: Trial) -> tuple[EnasSearchConfig, Space, dict]:
     """An ENAS trial's config, space and last checkpoint; one-line errors when it is no ENAS search or has none."""
     conf = read_json(trial.file("config.json"), need_format=True)
-    if conf.get("method") != "enas":
-        raise RecordError(f"{trial.file('config.json')}: method {conf.get('method')!r} is not an ENAS search")
+    if conf.get("family") != "enas":
+        raise RecordError(f"{trial.file('config.json')}: family {conf.get('family')!r} is not an ENAS search")
     cfg = from_dict(EnasSearchConfig, conf["config"], f"{trial.file('config.json')} config")
     space = resolve_space(conf.get("space_record") or cfg.space)
     cfg.check_space(space)

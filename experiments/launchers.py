@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 
 from contract.errors import Interrupted, NotAvailable
+from contract.format import FORMAT, upgrade
 from experiments.runner import TrialPlan
 from nascore.intact import finished_problem, flat
 from nascore.lock import TrialLocked
@@ -119,8 +120,8 @@ def trial_state(folder: Path) -> str:
 
 def plan_record(plan: TrialPlan) -> dict:
     """What a trial's config.json records of the plan that started it (as JSON reads it back)."""
-    fields = {"experiment": plan.owner, "trial_id": plan.trial_id, "method": plan.family, "space": plan.space,
-              "strategy": plan.strategy, "budget": plan.budget, "seed": plan.seed, "preset": plan.scale,
+    fields = {"experiment": plan.owner, "trial_id": plan.trial_id, "family": plan.family, "space": plan.space,
+              "strategy": plan.strategy, "budget": plan.budget, "seed": plan.seed, "scale": plan.scale,
               "overrides": plan.overrides}
     return json.loads(json.dumps(fields, default=str))
 
@@ -132,7 +133,7 @@ def _mismatch(plan: TrialPlan) -> str | None:
     (no plan) must match every field both sides set, every override of the plan, and come from
     this experiment: a trial run by hand (experiment null) is never adopted.
     """
-    cfg = _read(plan.folder / "config.json")
+    cfg = upgrade(_read(plan.folder / "config.json"))  # a format-1 record compares in format 2's names
     strict = isinstance(cfg.get("plan"), dict)
     have, want = (flat(cfg["plan"]), flat(plan_record(plan))) if strict else (_recorded(cfg), _planned(plan))
     for key in sorted(set(have) | set(want)):
@@ -147,14 +148,16 @@ def _mismatch(plan: TrialPlan) -> str | None:
 
 
 _WHERE = ("data.data_dir", "data.download")  # where the data lives: the run's choice, not the plan's
-_SHARED = {"scale": "preset", "budget": "budget_s", "experiment": "experiment", "seed": "seed",
-           "method": "method", "space": "space", "trial_id": "trial_id"}  # plan field -> config.json key (format 1)
+_SHARED = {"scale": "scale", "budget": "budget_s", "experiment": "experiment", "seed": "seed",
+           "family": "family", "strategy": "strategy", "space": "space",
+           "trial_id": "trial_id"}  # plan field -> config.json key (after upgrade)
 
 
 def _planned(plan: TrialPlan) -> dict:
     """A plan's side of the comparison with a config.json that records no plan."""
     out = {"scale": plan.scale, "experiment": plan.owner, "seed": plan.seed, "space": plan.space,
-           "method": plan.strategy or plan.family, "trial_id": plan.trial_id}
+           "family": plan.family, "strategy": plan.strategy or ("enas" if plan.family == "enas" else None),
+           "trial_id": plan.trial_id}
     if plan.budget:
         out["budget"] = plan.budget.seconds
     over = {f"config.{k}": v for k, v in flat(plan.overrides).items() if k not in ("budget", *_WHERE)}
@@ -253,11 +256,11 @@ def write_manifests(per_experiment: dict[str, list[TrialPlan]], results: Path, s
         path = Path(results) / name / "trials.json"
         rows: dict[str, dict] = {}
         for p in members:
-            rows[p.key] = {"folder": p.key, "trial_id": p.trial_id, "owner": p.owner, "method": p.family,
+            rows[p.key] = {"folder": p.key, "trial_id": p.trial_id, "owner": p.owner, "family": p.family,
                            "space": p.space, "strategy": p.strategy, "budget": p.budget, "seed": p.seed}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"format": 1, "experiment": name, "scale": scale,
+        tmp.write_text(json.dumps({"format": FORMAT, "experiment": name, "scale": scale,
                                    "trials": list(rows.values())}, indent=1))
         os.replace(tmp, path)  # readers never see half a manifest
         written.append(path)

@@ -67,7 +67,7 @@ class FamilyOverrides:
 class Scale:
     """How big one scale of an experiment is."""
 
-    base: str  # the search scale (smoke | quick | paper) the overrides adjust; trials record it as preset
+    base: str  # the search scale (smoke | quick | paper) the overrides adjust; trials record it as scale
     seeds: tuple[int, ...] | None = None  # this scale's seeds (None: the config's)
     overrides: FamilyOverrides = field(default_factory=FamilyOverrides)  # per-family settings
     budgets: tuple[str, ...] | None = None  # optional scales only: every nasib group's budget labels here
@@ -125,7 +125,7 @@ class TrialPlan:
     strategy: str | None  # nasib strategy, else None
     budget: Budget | None  # the budget (a Budget is its label), else None
     seed: int  # trial seed
-    scale: str  # the search scale its settings start from (the config's base; records call it preset)
+    scale: str  # the search scale its settings start from (the config's base; config.json's `scale`)
     overrides: dict  # passed to the method as is (do not mutate)
     source: Path | None = None  # retrain: the arch.json to retrain
 

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from contract.errors import RecordError
-from contract.names import EPOCHS, FORMAT, RESULT, STATUSES
+from contract.format import READABLE, readable
+from contract.names import EPOCHS, RESULT, STATUSES
 
 RERUN = "re-run the trial with --force (the folder is moved aside)"  # the next step after damaged records
 # The standard layout's batch files: together they are the data set a trial read.
@@ -76,9 +77,10 @@ def _read_result(path: Path) -> tuple[dict | None, str | None]:
         return None, f"{path} is unreadable ({type(e).__name__}: {e})"
     if not isinstance(result, dict):
         return None, f"{path} holds a JSON {type(result).__name__}, not a result record"
-    if result.get("format") != FORMAT or result.get("status") not in STATUSES:
+    if not readable(result) or result.get("status") not in STATUSES:
         return None, (f"{path} is no result record of this kit (format {result.get('format')!r}, "
-                      f"status {result.get('status')!r}; expected format {FORMAT} and one of {', '.join(STATUSES)})")
+                      f"status {result.get('status')!r}; expected format {' or '.join(map(str, READABLE))} "
+                      f"and one of {', '.join(STATUSES)})")
     return result, None
 
 

@@ -21,6 +21,7 @@ from typing import Protocol
 import torch
 
 from contract.errors import Interrupted  # noqa: F401 (raised here; importers may take it from the loop)
+from contract.format import CHECKPOINT_FORMAT
 from nascore.data import DataConfig
 from nascore.intact import RERUN, flat, missing_epochs, spans
 from nascore.lock import TrialLock
@@ -28,7 +29,6 @@ from nascore.records import (
     CHECKPOINT,
     CONFIG,
     EPOCHS,
-    FORMAT,
     CheckpointWriter,
     RecordError,
     RecordFormatError,
@@ -166,7 +166,7 @@ def _started_with(trial: Trial) -> dict:
 def check_same_run(trial: Trial, meta: dict) -> dict:
     """Refuse to resume a trial with settings or data other than those it was started with; returns config.json."""
     old = _started_with(trial)
-    keys = ("method", "space", "preset", "budget_s")
+    keys = ("family", "strategy", "space", "scale", "budget_s")
     now = {**{k: meta.get(k) for k in keys}, **flat(meta.get("config", {}), "config.")}
     then = {**{k: old.get(k) for k in keys}, **flat(old.get("config", {}) or {}, "config.")}
     for key in sorted(set(now) | set(then)):
@@ -263,9 +263,10 @@ def _start(trial: Trial, meta: dict) -> int:
 def _restore(trial: Trial, searcher: Searcher, state: object) -> int:
     """Load a checkpoint into the searcher and the RNGs; returns the first epoch to run."""
     path = trial.file(CHECKPOINT)
-    if not (isinstance(state, dict) and state.get("format") == FORMAT and isinstance(state.get("epoch"), int)
+    fmt = CHECKPOINT_FORMAT
+    if not (isinstance(state, dict) and state.get("format") == fmt and isinstance(state.get("epoch"), int)
             and {"searcher", "rng", "wall_s"} <= set(state)):
-        raise RecordError(f"{path} is no checkpoint of this kit's trial loop (format {FORMAT}); restore it, "
+        raise RecordError(f"{path} is no checkpoint of this kit's trial loop (format {fmt}); restore it, "
                           f"or {RERUN}")
     try:
         searcher.load_state_dict(state["searcher"])
@@ -318,7 +319,7 @@ def _one_epoch(trial: Trial, searcher: Searcher, clock: EpochClock, writer: Chec
     now = time.perf_counter()
     rec = {"epoch": epoch, "epoch_s": now - t0, "wall_s": wall0 + now - t_run, **rec}
     trial.append_epoch(rec)  # before the checkpoint: a crash between them drops this line on resume
-    writer.save({"format": FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
+    writer.save({"format": CHECKPOINT_FORMAT, "epoch": epoch, "wall_s": rec["wall_s"],
                  "searcher": searcher.state_dict(), "rng": rng_state()})
     progress.update(rec, clock.planned_epochs)
     return time.perf_counter() - now
@@ -347,7 +348,7 @@ def _run_locked(trial: Trial, searcher: Searcher, meta: dict, clock: EpochClock)
     if damage:  # a result.json that claims more than the folder holds is never taken or overwritten
         raise RecordError(damage)
     start, wall0 = _resume(trial, searcher, meta)
-    base = {k: meta.get(k) for k in ("trial_id", "method", "space", "seed", "budget_s")}
+    base = {k: meta.get(k) for k in ("trial_id", "family", "strategy", "space", "seed", "budget_s")}
     try:
         ckpt_s, end = _epochs(trial, searcher, clock, start, wall0)
     except Diverged as e:

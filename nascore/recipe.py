@@ -37,9 +37,10 @@ from nascore.trial import (
 class Recipe:
     """What one search or retraining hands the shared recipe."""
 
-    method: str  # the method config.json records: enas, retrain, or a one-shot strategy
+    family: str  # the program config.json records: enas | nasib | retrain
+    strategy: str | None  # how it picks ops: enas (the controller), a NASIB strategy; None for a retraining
     space: str | None  # the search space recorded (a retraining: its architecture's)
-    preset: str  # the scale its settings came from
+    scale: str  # the search scale its settings came from (smoke | quick | paper)
     config: dict  # the resolved config, as recorded in config.json
     data: DataConfig  # the data it trains on (where it lives: the run's; which part: the config's)
     build: Callable[[Splits, torch.device], Searcher]  # the searcher, once the data and device are known
@@ -52,7 +53,7 @@ class Recipe:
     @property
     def identity(self) -> dict:
         """What a finished trial must share with this request to be skipped."""
-        return {"method": self.method, "space": self.space, "preset": self.preset,
+        return {"family": self.family, "strategy": self.strategy, "space": self.space, "scale": self.scale,
                 "budget_s": budget_record(self.budget)["budget_s"]}
 
 
@@ -108,9 +109,9 @@ def _run(spec: RunSpec, recipe: Recipe) -> dict | None:
             if recipe.clock is not None:
                 start_clock(recipe.clock, searcher)  # a budget plans here: one too small fails before the move
             lock, moved = move_aside(trial, lock)
-        meta = trial_meta(spec, device, splits.source, method=recipe.method, space=recipe.space,
-                          preset=recipe.preset, config=recipe.config, **budget_record(recipe.budget),
-                          **recipe.extra)
+        meta = trial_meta(spec, device, splits.source, family=recipe.family, strategy=recipe.strategy,
+                          space=recipe.space, scale=recipe.scale, config=recipe.config,
+                          **budget_record(recipe.budget), **recipe.extra)
         running = True
         return run_trial(trial, searcher, meta, lock, recipe.clock)
     except KeyboardInterrupt:  # start-up, or run_trial outside its epoch loop: say what is on disk

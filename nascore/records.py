@@ -26,11 +26,11 @@ from typing import Any, BinaryIO
 import torch
 
 from contract.errors import RecordError  # noqa: F401 (re-exported)
+from contract.format import FORMAT, READABLE, readable, upgrade
 from contract.names import (  # noqa: F401 (re-exported)
     CHECKPOINT,
     CONFIG,
     EPOCHS,
-    FORMAT,
     LOCK,
     RESULT,
     data_copy,
@@ -127,16 +127,17 @@ class RecordFormatError(RecordError):
 
 
 def read_json(path: Path, need_format: bool = False) -> Any:
-    """Read a JSON record; errors name the file."""
+    """Read a JSON record (with need_format: one of a readable format, upgraded to this one); errors name the file."""
     try:
         obj = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise RecordError(f"{path}: unreadable record ({e})") from None
-    if need_format and (not isinstance(obj, dict) or obj.get("format") != FORMAT):
+    if need_format and not readable(obj):
         got = obj.get("format") if isinstance(obj, dict) else None
-        raise RecordFormatError(f"{path}: record format {got!r}, this kit reads format {FORMAT}; "
-                          f"re-run the trial with --force or use the kit version that wrote it")
-    return obj
+        raise RecordFormatError(f"{path}: record format {got!r}, this kit reads formats "
+                                f"{', '.join(map(str, READABLE))}; re-run the trial with --force or use the "
+                                f"kit version that wrote it")
+    return upgrade(obj) if need_format else obj
 
 
 def _git(*args: str) -> str | None:

@@ -24,7 +24,7 @@ from nascore.records import Trial, provenance, read_json
 
 KIT_ROOT = Path(__file__).resolve().parents[1]  # the kit's checkout (or installed tree): never a trial
 RECORDS = (CONFIG, EPOCHS, RESULT, CHECKPOINT, ARCH, ALPHAS, SAMPLES, LOCK)  # what a trial folder holds
-IDENTITY = ("method", "space", "preset", "budget_s")  # what a finished trial must share with the request
+IDENTITY = ("family", "strategy", "space", "scale", "budget_s")  # what a finished trial must share with the request
 STAMP = "%Y%m%d-%H%M%S"  # the time stamp of a folder moved aside: <name>.old-<stamp>
 
 
@@ -79,7 +79,7 @@ def _same(a: object, b: object) -> bool:
 
 
 def check_finished(trial: Trial, request: dict) -> None:
-    """Refuse a finished trial that ran other settings than those asked now (method, space, scale, budget)."""
+    """Refuse a finished trial that ran other settings than those asked now (family, strategy, space, scale, budget)."""
     then = read_json(trial.file(CONFIG), need_format=True)
     for key in IDENTITY:
         if not _same(then.get(key), request.get(key)):
@@ -131,12 +131,12 @@ def kept_line(trial: Trial, start_up: bool, moved: Path | None = None) -> str:
     return f"{when}; {said}" + (f"; the earlier trial is in {moved}" if moved else "")
 
 
-def trial_meta(spec: RunSpec, device: torch.device, data_source: str | None, *, method: str,
-               space: str | None, preset: str, config: dict, budget_s: float | None = None,
+def trial_meta(spec: RunSpec, device: torch.device, data_source: str | None, *, family: str,
+               strategy: str | None, space: str | None, scale: str, config: dict, budget_s: float | None = None,
                budget_label: str | None = None, **extra) -> dict:
     """The metadata every trial's config.json carries (ids, settings, provenance)."""
-    return {"trial_id": spec.out.name, "experiment": spec.experiment, "method": method, "space": space,
-            "seed": spec.seed, "preset": preset, "budget_s": budget_s, "budget_label": budget_label,
+    return {"trial_id": spec.out.name, "experiment": spec.experiment, "family": family, "strategy": strategy,
+            "space": space, "seed": spec.seed, "scale": scale, "budget_s": budget_s, "budget_label": budget_label,
             "plan": spec.plan, **extra, "config": config,
             "provenance": provenance(device, spec.deterministic, data_source)}
 

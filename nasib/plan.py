@@ -38,6 +38,6 @@ def plan(space: SpaceLike, preset: str = "quick", budget: Budget | str = "2h", d
         clock.start(searcher.measure_epoch(batch_counts(n_train, n_valid, cfg), say=False))
     except torch.cuda.OutOfMemoryError as e:  # typed, as the trial recipe raises it
         raise OutOfMemory(oom_hint(cfg.batch_size, cfg.layers)) from e
-    return {**clock.summary(), "space": cfg.space, "preset": preset, "device": str(dev),
+    return {**clock.summary(), "space": cfg.space, "scale": preset, "device": str(dev),
             "budget_label": cfg.budget.text, "num_ops": len(searcher.op_names), "train_images": n_train,
             "valid_images": n_valid, "timing": clock.timing}

@@ -129,7 +129,7 @@ class NasibSearch:
         names = self.strategy.derive(samples, lambda arch: self._accuracy([[i] for i in arch]), self.generator)
         # The space's record leads (its name; m/K, a planted op where it has them), so retraining rebuilds it.
         arch = {**self.space.to_record(), "ops": names, "channels": cfg.channels, "layers": cfg.layers,
-                "method": self.strategy.name}
+                "family": "nasib", "strategy": self.strategy.name}
         listed = [{"ops": [self.op_names[i] for i in s]} for s in samples]
         trial.write_json("samples.json", {"space": self.space.name, "op_names": list(self.op_names),
                                           "samples": listed})
@@ -343,6 +343,6 @@ def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
 
     extra = {} if value == cfg.named_space() else {"space_record": value.to_record()}
     return run_recipe(spec, Recipe(
-        method=get_strategy(cfg.strategy).name, space=cfg.space, preset=preset, config=asdict(cfg),
+        family="nasib", strategy=get_strategy(cfg.strategy).name, space=cfg.space, scale=preset, config=asdict(cfg),
         data=cfg.data, build=build, batch_size=cfg.batch_size, layers=cfg.layers, budget=cfg.budget,
         clock=budget, extra=extra))

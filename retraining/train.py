@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from contract.format import upgrade
 from nascore.config import ConfigError, deep_merge, from_dict, positive
 from nascore.data import AugmentConfig, DataConfig, DeviceLoader, Split, Splits
 from nascore.loop import RunSpec
@@ -104,7 +105,7 @@ def preset(name: str) -> RetrainConfig:
 # Everything an arch.json may hold: the space's record keys (its name; m/K, extra ops, a planted op
 # where it has them: nascore.spaces.RECORD_KEYS), the architecture, and who made it.
 ARCH_KEYS = ("space", "m", "K", "extra", "planted", "planted_form", "ops", "layers", "channels", "skips",
-             "method", "family")
+             "family", "strategy", "method")  # method: format 1's name for strategy
 
 
 def load_arch(path: Path) -> dict:
@@ -120,6 +121,9 @@ def load_arch(path: Path) -> dict:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; valid: {', '.join(ARCH_KEYS)}")
     if not isinstance(arch.get("ops"), list) or not arch["ops"]:
         raise ConfigError(f"{path}: key 'ops': an architecture needs a non-empty 'ops' list of op names")
+    if not isinstance(arch.get("method", ""), str):
+        raise ConfigError(f"{path}: key 'method': expected a string, got {arch['method']!r}")
+    arch = upgrade(arch)  # a format-1 arch.json names its strategy `method`
     _check_arch_values(arch, path)
     return arch
 
@@ -164,8 +168,8 @@ def _check_arch_values(arch: dict, path: Path) -> None:
             isinstance(row, list) and len(row) == i and all(b in (0, 1) and not isinstance(b, float) for b in row)
             for i, row in enumerate(skips))):
         raise bad("skips", f"{len(arch['ops'])} rows of 0/1, row i holding i entries")
-    for key in ("method", "family"):
-        if key in arch and not isinstance(arch[key], str):
+    for key in ("family", "strategy"):
+        if arch.get(key) is not None and not isinstance(arch[key], str):
             raise bad(key, "a string")
 
 
@@ -260,7 +264,7 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
         print(f"note: {arch_path} asks for {arch['channels']} channels; preset {preset_name!r} trains "
               f"{channels} (recorded in config.json as channels_used)", file=sys.stderr)
     src = Path(arch_path).resolve().parent
-    source = {"source_trial": f"{src.parent.name}/{src.name}", "source_method": arch.get("method"),
+    source = {"source_trial": f"{src.parent.name}/{src.name}", "source_strategy": arch.get("strategy"),
               "source_space": arch.get("space")}
 
     def build(splits: Splits, device: torch.device) -> Retrain:
@@ -271,6 +275,6 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
         return Retrain(net, cfg, train, splits.test, splits.mean, splits.std, device, source)
 
     return run_recipe(spec, Recipe(
-        method="retrain", space=arch.get("space"), preset=preset_name, config=dataclasses.asdict(cfg),
+        family="retrain", strategy=None, space=arch.get("space"), scale=preset_name, config=dataclasses.asdict(cfg),
         data=cfg.data, build=build, batch_size=cfg.batch_size, layers=arch.get("layers") or len(arch["ops"]),
         extra={"source_arch": str(arch_path), "arch": arch, **width}))

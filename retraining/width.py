@@ -29,7 +29,7 @@ def random_archs(n: int = SAMPLES, layers: int = LAYERS, seed: int = RULE_SEED) 
     """n architectures with one op per layer drawn uniformly from the 9x9 superkernel space."""
     rng = random.Random(seed)
     ops = superkernel_ops()
-    return [{"space": "superkernel", "method": "nasib", "layers": layers,
+    return [{"space": "superkernel", "family": "nasib", "strategy": "nasib", "layers": layers,
              "ops": [rng.choice(ops) for _ in range(layers)]} for _ in range(n)]
 
 

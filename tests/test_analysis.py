@@ -25,17 +25,20 @@ NUM_OPS = {"original": 6, "extended": 18, "narrow": 7, "superkernel": 81}
 
 
 def write_trial(root: Path, experiment: str, trial_id: str, method: str, space: str, seed: int,
-                valid: list[float], *, finished: bool = True, status: str = "ok", result_fmt: int | None = 1,
+                valid: list[float], *, finished: bool = True, status: str = "ok", result_fmt: int | None = 2,
                 budget_s: float | None = None, budget_label: str | None = None, extra: dict | None = None,
                 epoch_extra: dict | None = None, samples: list[list[str]] | None = None) -> Path:
-    """Write one trial folder: config.json, epochs.jsonl (valid accuracy per epoch), result.json, samples."""
+    """Write one trial folder in format 2: config.json, epochs.jsonl (valid accuracy per epoch), result.json,
+    samples; `method` is the strategy, or enas/retrain (tests/test_format.py covers format 1)."""
     folder = root / experiment / trial_id
     folder.mkdir(parents=True)
-    config = {"trial_id": trial_id, "experiment": experiment, "method": method, "space": space, "seed": seed,
-              "preset": "smoke", "budget_s": budget_s, "budget_label": budget_label, "config": {},
+    family = method if method in ("enas", "retrain") else "nasib"
+    names = {"family": family, "strategy": None if method == "retrain" else method}
+    config = {"trial_id": trial_id, "experiment": experiment, **names, "space": space, "seed": seed,
+              "scale": "smoke", "budget_s": budget_s, "budget_label": budget_label, "config": {},
               "provenance": {"device": "cpu", "device_name": "test-cpu", "data_source": "synthetic",
                              "data_copy": "test copy"},
-              "format": 1}
+              "format": 2}
     (folder / "config.json").write_text(json.dumps(config))
     lines = []
     for epoch, acc in enumerate(valid):
@@ -48,7 +51,7 @@ def write_trial(root: Path, experiment: str, trial_id: str, method: str, space: 
                "samples": [{"ops": ops, "skips": [[0] * i for i in range(len(ops))]} for ops in samples]}
         (folder / "samples.json").write_text(json.dumps(doc))
     if finished:
-        result = {"format": result_fmt, "status": status, "trial_id": trial_id, "method": method,
+        result = {"format": result_fmt, "status": status, "trial_id": trial_id, **names,
                   "space": space, "seed": seed, "epochs": len(valid), "final_valid_acc": valid[-1],
                   "best_valid_acc": max(valid),
                   "search_s": 7200.0, "gpu_days": None, "device": "cpu", "params": 1_500_000,
@@ -203,7 +206,7 @@ def test_a_record_names_its_family_and_strategy(tmp_path: Path) -> None:
     assert [t.trial_id for t in trials.select(family="nasib", strategy="darts")] == ["darts-narrow-s0"]
 
 
-@pytest.mark.parametrize("fmt", [2, None])
+@pytest.mark.parametrize("fmt", [3, None])
 def test_wrong_format_names_the_file(tmp_path: Path, fmt: int | None) -> None:
     folder = write_trial(tmp_path, "fig2", "enas-original-s0", "enas", "original", 0, [0.5], result_fmt=fmt)
     with pytest.raises(RecordError, match=str(folder / "result.json")):
@@ -246,7 +249,7 @@ def test_fig3_labels_and_fig5_budget_order(tmp_path: Path) -> None:
 def test_table1_paper_and_measured_rows(tmp_path: Path) -> None:
     for seed in (0, 1):
         write_trial(tmp_path, "table1", f"nasib-superkernel-s{seed}", "nasib", "superkernel", seed, [0.5])
-        extra = {"source_trial": f"table1/nasib-superkernel-s{seed}", "source_method": "nasib",
+        extra = {"source_trial": f"table1/nasib-superkernel-s{seed}", "source_strategy": "nasib",
                  "source_space": "superkernel", "test_acc": 0.9, "test_error": [4.0, 5.0][seed],
                  "params": [2_000_000, 3_000_000][seed]}
         write_trial(tmp_path, "table1", f"retrain-nasib-superkernel-s{seed}", "retrain", "superkernel", seed,
@@ -268,7 +271,7 @@ def test_table1_paper_and_measured_rows(tmp_path: Path) -> None:
     markdown = (tmp_path / "out" / "tables" / "table1.md").read_text()
     row_md = "| measured | NASIB-2 | test copy | 2.5 | 4.50 ± 0.71 | 81 | 2 h (CPU) | search 2, retrain 2 |"
     assert row_md in markdown
-    assert "preset smoke; device: test-cpu; data: test copy; commit unknown (4 trial(s))" in markdown
+    assert "scale smoke; device: test-cpu; data: test copy; commit unknown (4 trial(s))" in markdown
 
 
 def test_stats_single_value_and_tests() -> None:
@@ -302,7 +305,7 @@ def test_analysis_never_imports_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
 
 
-def write_manifest(root: Path, experiment: str, folders: list[str], fmt: object = 1) -> Path:
+def write_manifest(root: Path, experiment: str, folders: list[str], fmt: object = 2) -> Path:
     """results/<experiment>/trials.json as experiments/launchers.py writes it: owner/trial-id folders."""
     rows = [{"folder": f, "trial_id": f.split("/")[1], "owner": f.split("/")[0]} for f in folders]
     path = root / experiment / "trials.json"
@@ -376,7 +379,7 @@ def test_without_manifest_config_experiment_decides(tmp_path: Path) -> None:
 def test_table1_reads_shared_searches_through_manifest(tmp_path: Path) -> None:
     shared_records(tmp_path)
     for seed in (0, 1):
-        extra = {"source_trial": f"fig3/nasib-narrow-s{seed}", "source_method": "nasib",
+        extra = {"source_trial": f"fig3/nasib-narrow-s{seed}", "source_strategy": "nasib",
                  "source_space": "narrow", "test_error": 5.0, "params": 1_000_000}
         write_trial(tmp_path, "table1" if seed == 0 else "other", f"retrain-nasib-narrow-s{seed}", "retrain",
                     "narrow", seed, [0.9], extra=extra)
@@ -389,7 +392,7 @@ def test_table1_reads_shared_searches_through_manifest(tmp_path: Path) -> None:
     assert (row["n_search"], row["n_retrain"]) == ("2", "2")
 
 
-@pytest.mark.parametrize("fmt,trials_ok", [(2, True), (1, False)])
+@pytest.mark.parametrize("fmt,trials_ok", [(3, True), (1, False)])
 def test_bad_manifest_names_the_file(tmp_path: Path, fmt: int, trials_ok: bool) -> None:
     shared_records(tmp_path)
     path = write_manifest(tmp_path, "fig2", ["fig2/enas-original-s0"], fmt=fmt)
@@ -413,15 +416,15 @@ def test_inventory_lists_every_finished_trial(tmp_path: Path) -> None:
     assert table["trial"].tolist() == ["fig2/enas-extended-s0", "fig2/enas-original-s0", "fig2/enas-original-s1",
                                        "fig5/nasib-b1m-s0"]  # the unfinished one is not listed
     assert table.loc[3, "budget"] == "1m" and (table["device"] == "test-cpu").all()
-    assert "| fig5/nasib-b1m-s0 | nasib | superkernel |" in (tmp_path / "inventory.md").read_text()
+    assert "| fig5/nasib-b1m-s0 | nasib | nasib | superkernel |" in (tmp_path / "inventory.md").read_text()
 
 
 def test_captions_name_the_scale_the_manifest_ran(tmp_path: Path) -> None:
-    """A `medium` trial records the smoke preset it overrides; its caption must not call it smoke."""
+    """A `medium` trial records the smoke scale it overrides; its caption must not call it smoke."""
     fig2_records(tmp_path, [0.5, 0.52, 0.51], [0.6, 0.61, 0.62])
     manifest = write_manifest(tmp_path, "fig2", [f"fig2/enas-{sp}-s{s}" for sp in ("original", "extended")
                                                  for s in range(3)])
     manifest.write_text(manifest.read_text().replace('"scale": "smoke"', '"scale": "medium"'))
     runner_ok(["curves", str(tmp_path), "--figure", "fig2"])
     text = (tmp_path / "figures" / "fig2_test.json").read_text()
-    assert "scale medium (the smoke preset" in text and "preset: smoke" not in text
+    assert "scale medium (smoke's settings" in text and "scale smoke;" not in text

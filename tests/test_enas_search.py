@@ -51,7 +51,7 @@ def finished(tmp_path_factory, tiny_data) -> Path:
 
 def test_one_epoch_writes_every_record(finished):
     conf = json.loads((finished / "config.json").read_text())
-    assert conf["format"] == 1 and conf["method"] == "enas" and conf["space"] == "original"
+    assert conf["format"] == 2 and conf["family"] == conf["strategy"] == "enas" and conf["space"] == "original"
     assert conf["trial_id"] == "enas-original-s0" and conf["config"]["controller"]["num_layers"] == 4
     (rec,) = [json.loads(line) for line in (finished / "epochs.jsonl").read_text().splitlines()]
     assert set(rec) == ENAS_FIELDS and rec["epoch"] == 0 and rec["lr"] == pytest.approx(0.05)
@@ -61,10 +61,10 @@ def test_one_epoch_writes_every_record(finished):
     for s in samples["samples"]:
         assert len(s["ops"]) == 4 and [len(r) for r in s["skips"]] == [0, 1, 2, 3]
     arch = json.loads((finished / "arch.json").read_text())
-    assert arch["method"] == "enas" and arch["layers"] == 4 and arch["channels"] == 4
+    assert arch["family"] == arch["strategy"] == "enas" and arch["layers"] == 4 and arch["channels"] == 4
     assert set(arch["ops"]) <= set(samples["op_names"])
     result = json.loads((finished / "result.json").read_text())
-    assert result["status"] == "ok" and result["format"] == 1 and result["epochs"] == 1
+    assert result["status"] == "ok" and result["format"] == 2 and result["epochs"] == 1
     assert result["gpu_days"] is None and result["device"] == "cpu" and result["num_ops"] == 6
     assert result["params"] > 0 and result["final_valid_acc"] == result["best_valid_acc"] == rec["valid_acc"]
     assert (finished / "checkpoint.pt").is_file()

@@ -132,7 +132,8 @@ def test_old_format_is_named(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "toy"
-    meta = {"trial_id": "toy", "method": "toy", "space": "narrow", "config": {"epochs": 3, "data": {"data_dir": "a"}}}
+    meta = {"trial_id": "toy", "family": "toy", "strategy": None, "space": "narrow",
+            "config": {"epochs": 3, "data": {"data_dir": "a"}}}
     run_trial(Trial(out), ToySearcher(2), meta)
     (out / "result.json").unlink()  # as if killed after its last checkpoint
     moved = {**meta, "config": {"epochs": 3, "data": {"data_dir": "b"}}}  # the data moved: fine

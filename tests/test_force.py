@@ -133,7 +133,7 @@ def test_a_finished_trial_with_other_settings_is_refused_not_skipped(tmp_path, t
     assert enas(out, tiny_data) is None  # same settings: skipped
     with pytest.raises(RecordError, match="space='original'.*asks space='extended'.*--force"):
         enas(out, tiny_data, space="extended")
-    with pytest.raises(RecordError, match="method='enas'.*asks method='nasib'.*--force"):
+    with pytest.raises(RecordError, match="family='enas'.*asks family='nasib'.*--force"):
         nasib(out, tiny_data)
     assert enas(out, tiny_data, space="extended", force=True)["status"] == "ok"
     old = list(tmp_path.glob("t.old-*"))
@@ -145,7 +145,7 @@ def test_a_finished_budgeted_trial_asked_with_another_budget_is_refused(tmp_path
     out = fake_finished(tmp_path / "t", budget_s=60.0, budget_label="60s")
     with pytest.raises(RecordError, match="budget_s=60.0, this run asks budget_s=120.0"):
         nasib(out, tiny_data, {"epochs": None, "budget": "120s", "data": SMALL})
-    with pytest.raises(RecordError, match="preset='smoke'"):
+    with pytest.raises(RecordError, match="scale='smoke'"):
         nasib_trial(spec(out, tiny_data), "narrow", "quick", {"budget": "60s"})
 
 

@@ -52,12 +52,12 @@ def test_fixed_epochs_search_writes_every_record(tmp_path, tiny_data):
     assert len(alphas["alphas"]) == 6 and all(len(row) == 7 for row in alphas["alphas"])
     assert sum(map(sum, alphas["freq"])) == 2 * 5 * 2 * 6  # epochs x steps x paths x layers
     argmax = [names[max(range(len(row)), key=row.__getitem__)] for row in alphas["alphas"]]
-    assert arch["ops"] == argmax and arch["method"] == "nasib"
+    assert arch["ops"] == argmax and arch["family"] == arch["strategy"] == "nasib"
     assert arch["layers"] == 6 and arch["channels"] == 8
     assert len(samples["samples"]) == 50 and all(len(s["ops"]) == 6 for s in samples["samples"])
     assert {op for s in samples["samples"] for op in s["ops"]} <= set(names)
     assert result["params"] > 0 and result["num_ops"] == 7 and result["gpu_days"] is None
-    assert _read(out / "config.json")["method"] == "nasib"
+    assert _read(out / "config.json")["strategy"] == "nasib"
 
 
 def test_budgeted_search_ends_inside_its_budget(tmp_path, tiny_data):
@@ -167,8 +167,8 @@ def test_random_strategy_derives_the_best_sample(tmp_path, tiny_data):
     out = tmp_path / "trial"
     assert result["status"] == "ok" and not (out / "alphas.json").exists()
     arch, samples = _read(out / "arch.json"), _read(out / "samples.json")
-    assert arch["method"] == "random" and arch["ops"] in [s["ops"] for s in samples["samples"]]
-    assert _read(out / "config.json")["method"] == "random"
+    assert arch["strategy"] == "random" and arch["ops"] in [s["ops"] for s in samples["samples"]]
+    assert _read(out / "config.json")["strategy"] == "random"
 
 
 def test_strategy_registry_names_valid():

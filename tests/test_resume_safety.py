@@ -24,7 +24,7 @@ from nascore.trial import move_aside, trial_meta
 from tests.faults.toy import ToySearcher, run
 from tests.test_faults import numbers
 
-META = {"trial_id": "toy", "method": "toy", "space": None, "seed": 0, "config": {"epochs": 3}}
+META = {"trial_id": "toy", "family": "toy", "strategy": None, "space": None, "seed": 0, "config": {"epochs": 3}}
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_an_invalid_config_json_on_resume_names_the_next_step(tmp_path):
 def test_a_config_json_of_another_format_says_its_next_step_once(tmp_path):
     """Its own message already names --force; wrapping it again would say the next step twice."""
     out = stopped_after(tmp_path / "toy", 2)
-    (out / "config.json").write_text('{"format": 99, "method": "toy"}')
+    (out / "config.json").write_text('{"format": 99, "family": "toy", "strategy": null}')
     with pytest.raises(RecordError, match=r"record format 99") as e:
         run(out, 4)
     assert str(e.value).count("--force") == 1 and "cannot be checked" not in str(e.value)
@@ -165,7 +165,7 @@ def test_a_damaged_finished_trial_is_reported_and_rerun_only_with_force(tmp_path
     trial, lock = Trial(out), TrialLock(Trial(out))  # on request (--force): moved aside, the trial re-run
     lock.acquire()
     move_aside(trial, lock)[0].release()
-    res = run_trial(trial, ToySearcher(3), {"trial_id": "toy", "method": "toy", "seed": 0, "config": {}})
+    res = run_trial(trial, ToySearcher(3), {**META, "config": {}})
     assert res["status"] == "ok" and res["epochs"] == 3 and len(numbers(out)) == 3
 
 
@@ -363,8 +363,8 @@ def plan(tmp_path):
 
 def test_the_runner_adopts_a_folder_it_started_for_the_same_plan(plan):
     spec = RunContext(device="cpu").spec(plan)
-    meta = trial_meta(spec, torch.device("cpu"), None, method="enas", space=plan.space, preset=plan.scale,
-                      config={"epochs": 4})
+    meta = trial_meta(spec, torch.device("cpu"), None, family="enas", strategy="enas", space=plan.space,
+                      scale=plan.scale, config={"epochs": 4})
     _finished(plan, {k: v for k, v in meta.items() if k != "provenance"})
     outcome = run_one(plan, RunContext(), Recording())
     assert outcome.status == "skipped" and "status ok" in outcome.detail
@@ -384,6 +384,15 @@ def test_the_runner_does_not_adopt_a_trial_of_another_plan(plan):
     _finished(plan, {"experiment": "fig2", "preset": plan.scale, "plan": other})
     outcome = run_one(plan, RunContext(), Recording())
     assert outcome.failed and "overrides.epochs 1, this plan wants None" in outcome.detail
+
+
+def test_the_runner_adopts_a_format1_trial_it_started(plan):
+    """A folder the format-1 runner started (plan and trial named `method` and `preset`) is still its own."""
+    old = {**plan_record(plan), "method": plan.family, "preset": plan.scale}
+    old = {k: v for k, v in old.items() if k not in ("family", "scale")}
+    _finished(plan, {"experiment": "fig2", "method": "enas", "preset": plan.scale, "plan": old})
+    outcome = run_one(plan, RunContext(), Recording())
+    assert outcome.status == "skipped" and "status ok" in outcome.detail
 
 
 def test_the_runner_checks_old_records_field_by_field(plan):

@@ -38,7 +38,7 @@ def test_retrain_reports_test_accuracy_and_params(tmp_path, tiny_data, arch, net
     assert 0.0 <= result["test_acc"] <= 1.0
     assert result["test_error"] == pytest.approx(100 * (1 - result["test_acc"]))
     assert result["params"] == count_params(net(arch, channels=8, dropout=0.5))
-    assert result["source_trial"] == "exp/search-s0" and result["source_method"] == arch["method"]
+    assert result["source_trial"] == "exp/search-s0" and result["source_strategy"] == arch["method"]
     lines = (out / "epochs.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [0, 1]
     assert "test accuracy" in res.output

@@ -135,7 +135,7 @@ def test_nasib_arch_json_leads_with_its_space_and_rebuilds_it(tmp_path, tiny_dat
     assert FixedNet(arch).op_names == tuple(arch["ops"])  # retraining builds it as any other arch.json
     search_trial(RunSpec(out=tmp_path / "named", seed=0, device="cpu", data=data), "narrow", "smoke", NASIB_TINY)
     named = json.loads((tmp_path / "named" / "arch.json").read_text())
-    assert list(named) == ["space", "ops", "channels", "layers", "method"] and named["space"] == "narrow"
+    assert list(named) == ["space", "ops", "channels", "layers", "family", "strategy"] and named["space"] == "narrow"
     assert "space_record" not in json.loads((tmp_path / "named" / "config.json").read_text())
 
 

@@ -50,7 +50,7 @@ def test_search_writes_every_record_and_derives_the_argmax(tmp_path, tiny_data, 
     names, rows = alphas["op_names"], alphas["alphas"]
     assert len(rows) == 6 and all(len(row) == 7 for row in rows)
     assert arch["ops"] == [names[max(range(len(row)), key=row.__getitem__)] for row in rows]
-    assert arch["method"] == strategy and _read(out / "config.json")["method"] == strategy
+    assert arch["strategy"] == strategy and _read(out / "config.json")["strategy"] == strategy
     samples = _read(out / "samples.json")["samples"]
     assert len(samples) == 50 and {op for s in samples for op in s["ops"]} <= set(names)
 

@@ -35,7 +35,7 @@ Ops = list[list[int]]  # per layer, the indices of the ops a forward runs
 class Strategy(ABC):
     """What the search loop asks of a strategy; built with (op_names, cfg, device, generator)."""
 
-    name: str = ""  # registry name, also the "method" of the trial records
+    name: str = ""  # registry name, also the "strategy" of the trial records
     trains_alphas: bool = False  # whether the loop interleaves alpha steps on the held-out split
     finish_passes: int = 0  # full held-out passes `derive` needs (charged to the budget's reserve)
     alpha_steps: float | None = None  # alpha steps per weight step by the method's rule (None: one held-out pass)

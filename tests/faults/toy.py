@@ -58,7 +58,7 @@ class ToySearcher:
 def run(out: Path, epochs: int, nan_at: int = -1, sleep: float = 0.0) -> dict:
     """Seed, build the toy searcher and run (or resume) the trial."""
     seed_everything(0, deterministic=True)
-    meta = {"trial_id": out.name, "method": "toy", "space": None, "seed": 0, "config": {}}
+    meta = {"trial_id": out.name, "family": "toy", "strategy": None, "space": None, "seed": 0, "config": {}}
     return run_trial(Trial(out), ToySearcher(epochs, nan_at, sleep), meta)
 
 

@@ -1,0 +1,74 @@
+"""The record format: the version trials are written in, the versions still read, and one upgrade.
+
+Format 2 names each axis once. `family` is the program that ran the trial (enas | nasib |
+retrain), `strategy` how it picked ops (`enas`, the controller; a NASIB strategy; null for a
+retraining, which picks none) and `scale` the search scale its settings start from (smoke |
+quick | paper). Format 1 wrote `method` (the strategy, or enas/retrain) and `preset`; its
+run plan wrote `method` for the family. Every reader passes what it loads through `upgrade`, so a
+format-1 trial stays readable, resumable and adoptable; nothing on disk is rewritten.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from contract.names import STRATEGIES
+
+FORMAT = 2  # the format config.json, result.json and trials.json are written in; bump when a meaning changes
+READABLE = (1, 2)  # the formats readers accept (upgrade() turns 1 into 2)
+CHECKPOINT_FORMAT = 1  # checkpoint.pt's own version: its contents did not change with the record format
+
+# The strategy a record may hold, and its family: ENAS's controller, or one of NASIB's strategies.
+STRATEGY_FAMILIES = {"enas": "enas", **dict.fromkeys(STRATEGIES, "nasib")}
+
+
+def family_of(strategy: str | None) -> str:
+    """The family that runs a recorded strategy: NASIB's strategies are nasib, a retraining has none."""
+    return STRATEGY_FAMILIES.get(strategy or "", strategy or "retrain")
+
+
+def _top(record: dict) -> dict:
+    """A format-1 config/result/arch: `method` becomes family and strategy, `preset` becomes scale."""
+    out = dict(record)
+    if "method" in out and "family" not in out:
+        method = out.pop("method")
+        out["family"] = "retrain" if method == "retrain" else family_of(method)
+        out.setdefault("strategy", None if method == "retrain" else method)
+    elif "method" in out:  # an arch.json of format 1 may hold both: family (the builder), method (the strategy)
+        out.setdefault("strategy", out.pop("method"))
+    if "preset" in out and "scale" not in out:
+        out["scale"] = out.pop("preset")
+    if "source_method" in out:  # a retraining's source: its architecture's strategy
+        out.setdefault("source_strategy", out.pop("source_method"))
+    return out
+
+
+def _plan(plan: dict) -> dict:
+    """A format-1 run plan (inside config.json): its `method` was the family, `preset` the scale."""
+    out = dict(plan)
+    if "method" in out and "family" not in out:
+        out["family"] = out.pop("method")
+    if "preset" in out and "scale" not in out:
+        out["scale"] = out.pop("preset")
+    return out
+
+
+def upgrade(record: Any) -> Any:
+    """A record of any readable format as format 2 reads it (a copy); anything not a dict is returned as is.
+
+    Works on config.json (its plan included), result.json, arch.json and a manifest row; a record
+    already in format 2 comes back equal."""
+    if not isinstance(record, dict):
+        return record
+    out = _top(record)
+    if isinstance(out.get("plan"), dict):
+        out["plan"] = _plan(out["plan"])
+    if isinstance(out.get("arch"), dict):  # a retraining's config.json embeds the arch.json it trained
+        out["arch"] = _top(out["arch"])
+    if out.get("format") in READABLE:
+        out["format"] = FORMAT
+    return out
+
+
+def readable(record: Any) -> bool:
+    """Whether a loaded JSON record carries a format this kit reads."""
+    return isinstance(record, dict) and record.get("format") in READABLE
