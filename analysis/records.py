@@ -15,7 +15,7 @@ import pandas as pd
 
 from contract.budget import Budget, BudgetError
 from contract.errors import RecordError
-from contract.format import READABLE, upgrade
+from contract.format import READABLE, READABLE_TEXT, upgrade
 from contract.names import EPOCHS, MANIFEST, STATUSES
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
@@ -143,7 +143,7 @@ def read_json(path: Path, require_format: bool) -> dict[str, Any]:
         raise RecordError(f"{path}: expected a JSON object at top level")
     if (require_format or "format" in data) and data.get("format") not in READABLE:
         raise RecordError(f"{path}: unsupported record format {data.get('format')!r} "
-                          f"(expected {' or '.join(map(str, READABLE))})")
+                          f"(expected {READABLE_TEXT})")
     return upgrade(data)
 
 

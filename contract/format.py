@@ -15,15 +15,18 @@ from contract.names import STRATEGIES
 
 FORMAT = 2  # the format config.json, result.json and trials.json are written in; bump when a meaning changes
 READABLE = (1, 2)  # the formats readers accept (upgrade() turns 1 into 2)
+READABLE_TEXT = " or ".join(map(str, READABLE))  # how errors name them
+# What a trial must share with a request to be skipped as finished or resumed (nascore trial and loop).
+IDENTITY = ("family", "strategy", "space", "scale", "budget_s")
 CHECKPOINT_FORMAT = 1  # checkpoint.pt's own version: its contents did not change with the record format
 
 # The strategy a record may hold, and its family: ENAS's controller, or one of NASIB's strategies.
 STRATEGY_FAMILIES = {"enas": "enas", **dict.fromkeys(STRATEGIES, "nasib")}
 
 
-def family_of(strategy: str | None) -> str:
-    """The family that runs a recorded strategy: NASIB's strategies are nasib, a retraining has none."""
-    return STRATEGY_FAMILIES.get(strategy or "", strategy or "retrain")
+def family_of(method: str) -> str:
+    """The family of a format-1 `method`: NASIB's strategies are nasib; enas and retrain are their own."""
+    return STRATEGY_FAMILIES.get(method, method)
 
 
 def _top(record: dict) -> dict:
@@ -31,7 +34,7 @@ def _top(record: dict) -> dict:
     out = dict(record)
     if "method" in out and "family" not in out:
         method = out.pop("method")
-        out["family"] = "retrain" if method == "retrain" else family_of(method)
+        out["family"] = family_of(method)
         out.setdefault("strategy", None if method == "retrain" else method)
     elif "method" in out:  # an arch.json of format 1 may hold both: family (the builder), method (the strategy)
         out.setdefault("strategy", out.pop("method"))

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from contract.errors import RecordError
-from contract.format import READABLE, readable
+from contract.format import READABLE_TEXT, readable
 from contract.names import EPOCHS, RESULT, STATUSES
 
 RERUN = "re-run the trial with --force (the folder is moved aside)"  # the next step after damaged records
@@ -79,7 +79,7 @@ def _read_result(path: Path) -> tuple[dict | None, str | None]:
         return None, f"{path} holds a JSON {type(result).__name__}, not a result record"
     if not readable(result) or result.get("status") not in STATUSES:
         return None, (f"{path} is no result record of this kit (format {result.get('format')!r}, "
-                      f"status {result.get('status')!r}; expected format {' or '.join(map(str, READABLE))} "
+                      f"status {result.get('status')!r}; expected format {READABLE_TEXT} "
                       f"and one of {', '.join(STATUSES)})")
     return result, None
 

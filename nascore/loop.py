@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 
 from contract.errors import Interrupted  # noqa: F401 (raised here; importers may take it from the loop)
-from contract.format import CHECKPOINT_FORMAT
+from contract.format import CHECKPOINT_FORMAT, IDENTITY
 from nascore.data import DataConfig
 from nascore.intact import RERUN, flat, missing_epochs, spans
 from nascore.lock import TrialLock
@@ -166,9 +166,8 @@ def _started_with(trial: Trial) -> dict:
 def check_same_run(trial: Trial, meta: dict) -> dict:
     """Refuse to resume a trial with settings or data other than those it was started with; returns config.json."""
     old = _started_with(trial)
-    keys = ("family", "strategy", "space", "scale", "budget_s")
-    now = {**{k: meta.get(k) for k in keys}, **flat(meta.get("config", {}), "config.")}
-    then = {**{k: old.get(k) for k in keys}, **flat(old.get("config", {}) or {}, "config.")}
+    now = {**{k: meta.get(k) for k in IDENTITY}, **flat(meta.get("config", {}), "config.")}
+    then = {**{k: old.get(k) for k in IDENTITY}, **flat(old.get("config", {}) or {}, "config.")}
     for key in sorted(set(now) | set(then)):
         if key.removeprefix("config.") in IGNORED or now.get(key) == then.get(key):
             continue

@@ -16,6 +16,7 @@ import torch
 
 from contract.budget import Budget, budget_record
 from contract.errors import OutOfMemory
+from contract.format import IDENTITY
 from nascore.data import DataConfig, Splits, load_splits, resolve_root
 from nascore.lock import TrialLock
 from nascore.loop import EpochClock, Interrupted, RunSpec, Searcher, run_trial, start_clock
@@ -53,8 +54,9 @@ class Recipe:
     @property
     def identity(self) -> dict:
         """What a finished trial must share with this request to be skipped."""
-        return {"family": self.family, "strategy": self.strategy, "space": self.space, "scale": self.scale,
+        mine = {"family": self.family, "strategy": self.strategy, "space": self.space, "scale": self.scale,
                 "budget_s": budget_record(self.budget)["budget_s"]}
+        return {k: mine[k] for k in IDENTITY}  # the keys, in the order, every identity check uses
 
 
 def data_location(spec: RunSpec) -> dict:

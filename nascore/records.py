@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import torch
 
 from contract.errors import RecordError  # noqa: F401 (re-exported)
-from contract.format import FORMAT, READABLE, readable, upgrade
+from contract.format import FORMAT, READABLE_TEXT, readable, upgrade
 from contract.names import (  # noqa: F401 (re-exported)
     CHECKPOINT,
     CONFIG,
@@ -135,7 +135,7 @@ def read_json(path: Path, need_format: bool = False) -> Any:
     if need_format and not readable(obj):
         got = obj.get("format") if isinstance(obj, dict) else None
         raise RecordFormatError(f"{path}: record format {got!r}, this kit reads formats "
-                                f"{', '.join(map(str, READABLE))}; re-run the trial with --force or use the "
+                                f"{READABLE_TEXT}; re-run the trial with --force or use the "
                                 f"kit version that wrote it")
     return upgrade(obj) if need_format else obj
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from contract.errors import RecordError
+from contract.format import IDENTITY
 from contract.names import ALPHAS, ARCH, CHECKPOINT, CONFIG, EPOCHS, LOCK, RESULT, SAMPLES
 from nascore.lock import TrialLock
 from nascore.loop import RunSpec
@@ -24,7 +25,6 @@ from nascore.records import Trial, provenance, read_json
 
 KIT_ROOT = Path(__file__).resolve().parents[1]  # the kit's checkout (or installed tree): never a trial
 RECORDS = (CONFIG, EPOCHS, RESULT, CHECKPOINT, ARCH, ALPHAS, SAMPLES, LOCK)  # what a trial folder holds
-IDENTITY = ("family", "strategy", "space", "scale", "budget_s")  # what a finished trial must share with the request
 STAMP = "%Y%m%d-%H%M%S"  # the time stamp of a folder moved aside: <name>.old-<stamp>
 
 
