@@ -180,19 +180,30 @@ def test_spreads_in_claims_json_recompute_seeds_needed(tmp_path: Path):
     assert row["seeds_needed"] == stats.seeds_needed(row["effect"], s["sd_a"], s["sd_b"], s["margin"])
 
 
-def test_ablation_needs_argmax_ops(tmp_path: Path):
+def _ablation_records(root: Path, with_ops: bool, longest_ran: int = 20) -> None:
+    """3 seeds at 10ep and 20ep; the 10ep run ends 5 points above the 20ep one's epoch 9."""
+    for seed in range(3):
+        for budget, n in (("10ep", 10), ("20ep", longest_ran)):
+            extra = {"argmax_ops": ["conv3x3"] * 5 + ["conv5x5" if budget == "10ep" else "conv3x3"]} if with_ops else None
+            accs = [0.2 + 0.02 * e + (0.05 if budget == "10ep" and e == n - 1 else 0) + 0.01 * seed for e in range(n)]
+            write_trial(root, "fig5", f"nasib-superkernel-b{budget}-s{seed}", "nasib", "superkernel", seed,
+                        accs, budget_label=budget, epoch_extra=extra)
+
+
+def test_ablation_pairs_the_truncated_longest_run_and_argmax_ops_only_add_layers(tmp_path: Path):
     for with_ops in (False, True):
-        root = tmp_path / str(with_ops)
-        for seed in range(3):
-            for budget, n in (("10ep", 10), ("20ep", 20)):
-                extra = {"argmax_ops": ["conv3x3"] * 6} if with_ops else None
-                accs = [0.2 + 0.02 * e + (0.05 if budget == "10ep" and e == n - 1 else 0) + 0.01 * seed
-                        for e in range(n)]
-                write_trial(root, "fig5", f"nasib-superkernel-b{budget}-s{seed}", "nasib", "superkernel", seed,
-                            accs, budget_label=budget, epoch_extra=extra)
-    assert _rows(tmp_path / "False")["fig5.budget_aware_ablation"].verdict == "not run"
+        _ablation_records(tmp_path / str(with_ops), with_ops)
+    plain = _rows(tmp_path / "False")["fig5.budget_aware_ablation"]
+    assert plain.effect == pytest.approx(5.0) and plain.verdict == "reproduced"
+    assert "no per-epoch argmax_ops" in plain.detail
     row = _rows(tmp_path / "True")["fig5.budget_aware_ablation"]
-    assert row.effect == pytest.approx(5.0) and row.verdict == "reproduced"
+    assert row.effect == pytest.approx(5.0) and "differ in 17% of layers" in row.detail
+
+
+def test_ablation_is_not_run_when_the_longest_run_stops_before_the_smaller_ends(tmp_path: Path):
+    _ablation_records(tmp_path, True, longest_ran=8)  # the 20ep runs never reach epoch 9
+    row = _rows(tmp_path)["fig5.budget_aware_ablation"]
+    assert row.verdict == "not run" and "reached by the longest" in row.detail
 
 
 def test_unwritable_output_is_one_line(tmp_path: Path):

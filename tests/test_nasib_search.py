@@ -22,7 +22,8 @@ CPU = torch.device("cpu")
 SMALL = {"valid_size": 100, "train_size": 160}  # 5 weight steps and 3 alpha steps per epoch
 NASIB_KEYS = {"epoch", "epoch_s", "wall_s", "train_loss", "train_acc", "valid_acc", "lr", "p_explore",
               "p1_fraction", "budget_used_s", "planned_epochs", "alpha_lr", "alpha_absmax", "valid_acc_sampled",
-              "p2_entropy", "p2_entropy_layers", "p2_max", "p2_max_layers", "argmax_changed"}
+              "p2_entropy", "p2_entropy_layers", "p2_max", "p2_max_layers", "argmax_changed",
+              "argmax_ops"}
 
 
 def _spec(tmp_path, data_root, name="trial", **kw) -> RunSpec:
@@ -245,6 +246,16 @@ def test_p2_records_are_consistent_per_layer(tmp_path, tiny_data):
     assert last["p2_max_layers"] == pytest.approx(probs.max(1).values.tolist(), abs=1e-5)
     assert last["p2_entropy"] == pytest.approx(entropy.mean().item(), abs=1e-5)
     assert all(0.0 <= e["argmax_changed"] <= 1.0 and 0.0 <= e["valid_acc_sampled"] <= 1.0 for e in epochs)
+
+
+@pytest.mark.parametrize("strategy", ["nasib", "darts"])
+def test_argmax_ops_name_each_epochs_derived_architecture(tmp_path, tiny_data, strategy):
+    search_trial(_spec(tmp_path, tiny_data), "narrow", "smoke", {"epochs": 2, "data": SMALL, "strategy": strategy})
+    epochs = [json.loads(line) for line in (tmp_path / "trial" / "epochs.jsonl").read_text().splitlines()]
+    doc = _read(tmp_path / "trial" / "alphas.json")
+    derived = [doc["op_names"][i] for i in torch.tensor(doc["alphas"]).argmax(1).tolist()]
+    assert epochs[-1]["argmax_ops"] == derived == _read(tmp_path / "trial" / "arch.json")["ops"]
+    assert all(len(e["argmax_ops"]) == len(derived) for e in epochs)
 
 
 def test_valid_acc_measures_the_argmax_network_at_twice_the_weight():

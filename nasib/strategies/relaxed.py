@@ -92,10 +92,12 @@ class MixtureStrategy(Strategy):
         self._alpha_steps += 1
 
     def epoch_fields(self) -> dict[str, Any]:
-        """alpha_absmax (non-finite alphas show here), the mean alpha-step loss and the constant alpha_lr."""
-        stats = torch.stack([self.alphas.detach().abs().max(),
-                             self._alpha_loss / max(self._alpha_steps, 1)]).tolist()
-        fields = {"alpha_absmax": stats[0], "alpha_lr": ALPHA_LR, "alpha_rule": self.alpha_rule}
+        """alpha_absmax (non-finite alphas show here), alpha-step loss, the constant alpha_lr, argmax_ops."""
+        alphas = self.alphas.detach()
+        stats = torch.cat([torch.stack([alphas.abs().max(), self._alpha_loss / max(self._alpha_steps, 1)]),
+                           alphas.argmax(dim=1).to(alphas.dtype)]).tolist()  # one host sync
+        fields = {"alpha_absmax": stats[0], "alpha_lr": ALPHA_LR, "alpha_rule": self.alpha_rule,
+                  "argmax_ops": [self.op_names[int(i)] for i in stats[2:]]}  # derived now (ties: first op)
         if self._alpha_steps:
             fields["alpha_loss"] = stats[1]
         self._reset_counters()

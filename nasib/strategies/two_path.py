@@ -17,8 +17,10 @@ weight step, so its mean is over P2's pairs. Ties (exact equal alphas) are broke
 Derivation: argmax alpha per layer (`nasib.policy.derive`). Samples: one op per layer
 from P2, softmax(alpha / lambda).
 
-Per-epoch records: P2 entropy / ln K and largest P2 probability (mean and per layer), and
-the share of layers whose argmax changed since the previous epoch.
+Per-epoch records: P2 entropy / ln K and largest P2 probability (mean and per layer), the
+share of layers whose argmax changed since the previous epoch, and `argmax_ops`, the op names
+of the architecture the search would derive at that epoch (exact ties: the first op, since a
+record takes no draw), which the budget-aware ablation compares across budgets.
 """
 from __future__ import annotations
 
@@ -124,18 +126,19 @@ class TwoPathStrategy(Strategy):
         return self.sampler.draw(self.alphas, 0.0, generator, count=False).ops.tolist(), None
 
     def epoch_fields(self) -> dict[str, Any]:
-        """p1_fraction, alpha_absmax (non-finite alphas show here), the mean alpha-step loss, P2 sharpness."""
+        """p1_fraction, alpha_absmax (non-finite alphas show here), alpha-step loss, P2 sharpness, argmax_ops."""
         p2 = p2_stats(self.alphas, self.lam)
         argmax = self.alphas.detach().argmax(dim=1)  # a record only: no tie-breaking draw
         changed = (argmax != self._last_argmax).float().mean()
         self._last_argmax = argmax
-        stats = torch.stack([self._p1 / max(self._draws, 1), self.alphas.detach().abs().max(),
-                             self._alpha_loss / max(self._alpha_steps, 1), changed]).tolist()
+        stats = torch.cat([torch.stack([self._p1 / max(self._draws, 1), self.alphas.detach().abs().max(),
+                                        self._alpha_loss / max(self._alpha_steps, 1), changed]),
+                           argmax.to(changed.dtype)]).tolist()
         layers = {k: v.tolist() for k, v in p2.items()}
         fields = {"p1_fraction": stats[0], "alpha_absmax": stats[1],
                   "p2_entropy": sum(layers["entropy"]) / self.layers, "p2_entropy_layers": layers["entropy"],
                   "p2_max": sum(layers["max"]) / self.layers, "p2_max_layers": layers["max"],
-                  "argmax_changed": stats[3]}
+                  "argmax_changed": stats[3], "argmax_ops": [self.op_names[int(i)] for i in stats[4:]]}
         if self._alpha_steps:
             fields["alpha_loss"] = stats[2]
         self._reset_counters()
