@@ -50,7 +50,8 @@ ROWS = {
     "ablation": ("fig5.budget_aware_ablation", Q_ABLATION,
               "final validation accuracy (valid_acc: the architecture derived at that epoch) of each smaller "
               "budget's run minus the longest budget's run at the same epoch (its schedule truncated there), "
-              "paired by seed, mean over the smaller budgets (points)", "t 95% interval over seeds (SD floor: one validation image)",
+              "paired by seed, mean over the smaller budgets (points)",
+              "t 95% interval over seeds (SD floor: one validation image)",
               "interval above 0 (the budget-aware schedule beats a truncated one)"),
 }
 
