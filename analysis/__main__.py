@@ -17,9 +17,10 @@ from analysis.records import NoTrialsError, cli_errors, load_trials
 from analysis.table1 import main as table1_main
 from analysis.table1 import run_table1
 from contract.names import VERSION
+from contract.options import CONTEXT
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-analysis")
 def cli() -> None:
     """Analyse trial records (never trains): curves, kernel frequencies, Table 1."""

@@ -10,10 +10,22 @@ import math
 
 import numpy as np
 
-from analysis.records import Trial, trial_scale
+from analysis.records import RecordError, Trial, trial_scale
 from contract.ops import kernel_shape
 
 UNCONVENTIONAL = "non-square or even-sized kernel"
+
+
+def by_seed(trials: list[Trial]) -> dict[int, Trial]:
+    """seed -> trial for one cell of a comparison; two trials of one seed there are an error, not an overwrite."""
+    out: dict[int, Trial] = {}
+    for t in trials:
+        seed = int(t.config.get("seed") or 0)
+        if seed in out:
+            raise RecordError(f"{out[seed].path} and {t.path}: two trials of seed {seed} in one comparison cell "
+                              "(a copied or re-run trial?); keep one, or give it its own seed")
+        out[seed] = t
+    return out
 
 
 def curve(trial: Trial, metric: str = "valid_acc") -> list[tuple[int, float, float]]:

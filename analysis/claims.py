@@ -23,6 +23,7 @@ from analysis.claims_paper import table1_claims
 from analysis.records import NoTrialsError, Trial, TrialSet, cli_errors, load_trials, output_dir, write_text
 from analysis.verdicts import KINDS, NOT_RUN, VERDICTS, Claim, effect_cell, fmt
 from contract.names import SYNTHETIC_DATA, data_copy
+from contract.options import CONTEXT
 
 KIND_NAMES = {"paper": "claims of the paper", "mechanics": "checks of the kit's own mechanics",
               "tautology": "true by construction"}
@@ -114,7 +115,7 @@ def run_claims(results: Path, out: Path | None = None) -> list[Path]:
     return [md_path, json_path]
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output root (files go to OUT/figures/); default: RESULTS.")

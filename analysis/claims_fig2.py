@@ -98,8 +98,7 @@ def fig2_rows(trials: list[Trial]) -> list[Claim]:
 
 def final(trials: list[Trial]) -> dict[int, float]:
     """seed -> final-epoch validation accuracy (points)."""
-    return {int(t.config.get("seed", i)): v for i, t in enumerate(trials)
-            if (v := cm.at_epoch(t, cm.last_epoch(t))) is not None}
+    return {seed: v for seed, t in cm.by_seed(trials).items() if (v := cm.at_epoch(t, cm.last_epoch(t))) is not None}
 
 
 def _floor(trials: list[Trial]) -> float:

@@ -73,10 +73,10 @@ def sweep_of(trials: TrialSet) -> list[Trial]:
 
 def by_budget(sweep: list[Trial]) -> dict[float, dict[int, Trial]]:
     """budget order -> seed -> trial."""
-    out: dict[float, dict[int, Trial]] = {}
+    cells: dict[float, list[Trial]] = {}
     for t in sweep:
-        out.setdefault(budget_order(t), {})[int(t.config.get("seed") or 0)] = t
-    return dict(sorted(out.items()))
+        cells.setdefault(budget_order(t), []).append(t)
+    return {budget: cm.by_seed(trials) for budget, trials in sorted(cells.items())}
 
 
 def _rows(trial: Trial, upto: int | None = None) -> list[tuple[int, float, float]]:

@@ -33,6 +33,7 @@ from analysis.records import (  # noqa: E402
     trial_scale,
     write_text,
 )
+from contract.options import CONTEXT  # noqa: E402
 
 FIGURES = ("fig2", "fig3", "fig5")
 METRICS = {"fig2": ("valid_acc",), "fig3": ("valid_acc", "valid_acc@wall"),
@@ -323,7 +324,7 @@ def run_curves(results: Path, figure: str, out: Path | None = None,
     return written
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--figure", type=click.Choice(FIGURES), required=True, help="Which figure to draw.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,

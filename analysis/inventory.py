@@ -15,6 +15,7 @@ import pandas as pd
 
 from analysis.provenance import code_flags, data_label
 from analysis.records import Trial, cli_errors, load_trials, read_manifest, write_text
+from contract.options import CONTEXT
 
 
 def _row(trial: Trial) -> dict:
@@ -55,7 +56,7 @@ def figure_flags(results: Path) -> list[str]:
     return lines
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def main(results: Path) -> None:
     """Write RESULTS/inventory.{md,csv}: the provenance of every finished trial."""

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 import matplotlib
 
+from contract.options import CONTEXT
+
 matplotlib.use("Agg")  # files only, never a window: runs on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -198,7 +200,7 @@ def run_kernel_freq(results: Path, experiment: str | None = None, out: Path | No
     return [csv_path, png_path, tests_path]
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--experiment", default=None, help=EXPERIMENT_HELP.format(default="fig4"))
 @click.option("--out", type=click.Path(path_type=Path), default=None,

@@ -21,6 +21,7 @@ from analysis.records import (
     output_dir,
     select_experiment,
 )
+from contract.options import CONTEXT
 
 PAPER_PATH = Path(__file__).with_name("paper_table1.json")
 NOT_RUN = "not run"
@@ -176,7 +177,7 @@ def run_table1(results: Path, out: Path | None = None, experiment: str | None = 
     return [csv_path, md_path]
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output root (files go to OUT/tables/); default: RESULTS.")

@@ -17,6 +17,7 @@ import click
 
 from contract.budget import Budget
 from contract.names import SCALES, VERSION
+from contract.options import CONTEXT
 from nascore.cli import reports_errors, threads_option
 from nascore.records import atomic_write_json
 from nascore.runtime import resolve_device
@@ -80,7 +81,7 @@ def _checkpoints(out: Path) -> None:
         click.echo(f"  wrote {_save(out, f'checkpoint-{preset}', figs)}")
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-bench")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--scale", "--preset", "preset", type=click.Choice(SCALES), default=None,

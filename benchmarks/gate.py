@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from contract.options import CONTEXT
 from nascore.records import atomic_write_json
 
 
@@ -82,7 +83,7 @@ def format_rows(rows: list[dict]) -> str:
                      f"{r['status']}" for r in rows)
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("bench_dir", type=click.Path(path_type=Path))
 @click.option("--device", default="cuda", show_default=True, help="Device kind in the file names (cuda, cpu).")
 @click.option("--preset", default="paper", show_default=True, help="Preset in the file names.")

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from benchmarks.enas_bench import run
+from contract.options import CONTEXT
 from enas_ext.batched import SPEED_ENV
 from nascore.records import atomic_write_json
 
@@ -38,7 +39,7 @@ def before_after(device: str, preset: str) -> dict:
     return out
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.option("--device", default="cuda", show_default=True)
 @click.option("--preset", default="paper", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the JSON.")

@@ -34,6 +34,7 @@ from pathlib import Path
 import click
 import torch
 
+from contract.options import CONTEXT
 from nascore.cli import threads_option
 from nascore.data import Split, Splits
 from nascore.records import atomic_write_json, provenance
@@ -200,7 +201,7 @@ def run(seed: int = 0, planted: str | None = None, cases: tuple[Case, ...] = CAS
     return rows
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.option("--seed", "seeds", default="0", show_default=True, help="Seed(s), comma-separated.")
 @click.option("--planted", default=None, help="The planted op (default: drawn from the seed per space).")
 @click.option("--device", default="cpu", show_default=True)

@@ -10,6 +10,7 @@ import re
 
 import click
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}  # every group and command takes -h as well as --help
 DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")  # names torch could know; existing here is checked later
 DATA_DIR_HELP = "Folder holding cifar-10-batches-py/ (default: $NASIB_DATA, else ./data)."
 

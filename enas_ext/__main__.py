@@ -7,8 +7,8 @@ import click
 
 from contract.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES, VERSION
 from contract.names import SCALES as PRESETS
+from contract.options import CONTEXT
 from nascore.cli import (
-    CONTEXT,
     begin,
     common_options,
     data_config,

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from contract.names import EXPERIMENT_SCALES, SCALE_HELP, VERSION
-from contract.options import data_dir_option, deterministic_option, device_option, download_option
+from contract.options import CONTEXT, data_dir_option, deterministic_option, device_option, download_option
 from contract.threads import RUNNER_THREADS_HELP
 from experiments import checks, launchers
 from experiments.launchers import (
@@ -99,7 +99,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
             + f"\n{len(outcomes)} trial(s): {tally}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-experiments")
 def cli() -> None:
     """Run the paper's experiments (figures 2-5, Table 1) as seeded trials under runs/<scale>/."""

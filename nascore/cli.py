@@ -22,7 +22,6 @@ from nascore.datafiles import FOLDER, DataConfig, DataError, data_source, resolv
 
 USAGE_ERRORS = (ConfigError, ValueError)
 RUN_ERRORS = (DataError, RecordError, OutOfMemory)
-CONTEXT = {"help_option_names": ["-h", "--help"]}  # every group and command takes -h as well as --help
 GPU_SCALES = ("quick", "paper")  # scales sized for a GPU: on a CPU, say so and point at --scale smoke
 _THREADS = "nascore.threads"  # ctx.meta key: the --threads value, applied by begin()
 

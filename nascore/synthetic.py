@@ -16,6 +16,7 @@ import click
 import numpy as np
 
 from contract.names import SYNTHETIC_DATA
+from contract.options import CONTEXT
 from nascore.datafiles import FOLDER, SYNTHETIC_ROOT, DataError, data_source, write_marker
 
 
@@ -50,7 +51,7 @@ def write_fake_cifar(root: Path, n_train: int = 600, n_test: int = 200, seed: in
     return Path(root)
 
 
-@click.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--train", "n_train", type=click.IntRange(min=10), default=600, show_default=True)
 @click.option("--test", "n_test", type=click.IntRange(min=10), default=200, show_default=True)

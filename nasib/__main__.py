@@ -7,8 +7,8 @@ from contract.budget import Budget, BudgetError
 from contract.names import BN_RULES, DEFAULT_BN_RULE, METHOD_SPACES, SCALE_HELP, VERSION
 from contract.names import SCALES as _PRESETS
 from contract.names import STRATEGIES as _STRATEGIES
+from contract.options import CONTEXT
 from nascore.cli import (
-    CONTEXT,
     begin,
     common_options,
     data_config,

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from contract.names import SCALE_HELP, SCALES, VERSION
-from nascore.cli import CONTEXT, begin, common_options, data_config, reports_errors
+from contract.options import CONTEXT
+from nascore.cli import begin, common_options, data_config, reports_errors
 from nascore.datafiles import DataConfig
 
 # Nothing above imports torch: options are checked and the first line printed before it loads.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,17 @@ def test_compound_budgets_are_read():
 def test_dash_h_is_help(command, args):
     res = CliRunner().invoke(command, [*args, "-h"])
     assert res.exit_code == 0 and "Usage:" in res.output and "Show this message" in res.output
+
+
+@pytest.mark.parametrize("module", ["analysis.claims", "analysis.curves", "analysis.kernel_freq", "analysis.table1",
+                                    "analysis.inventory", "nascore.synthetic", "benchmarks.planted", "benchmarks.gate",
+                                    "benchmarks.levers_gpu"])
+def test_stand_alone_commands_take_dash_h(module):
+    # a fresh process, as a user runs it: in-process, click keeps the help option of a command's first
+    # context, so a run through a group (which takes -h) would hide a stand-alone command that does not
+    res = subprocess.run([sys.executable, "-m", module, "-h"], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0 and "Usage:" in res.stdout, res.stderr
 
 
 def test_help_shows_values_not_code_names():

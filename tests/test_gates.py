@@ -11,7 +11,7 @@ from test_analysis import EXTENDED, write_trial
 
 from analysis import claims, stats
 from analysis.claims_fig4 import kendall_w
-from analysis.records import load_trials
+from analysis.records import RecordError, load_trials
 from analysis.verdicts import Claim, judge, judge_band
 
 
@@ -205,6 +205,22 @@ def test_ablation_is_not_run_when_the_longest_run_stops_before_the_smaller_ends(
     _ablation_records(tmp_path, True, longest_ran=8)  # the 20ep runs never reach epoch 9
     row = _rows(tmp_path)["fig5.budget_aware_ablation"]
     assert row.verdict == "not run" and "reached by the longest" in row.detail
+
+
+@pytest.mark.parametrize("experiment", ["fig2", "fig5"])
+def test_two_trials_of_one_seed_in_a_cell_are_named_not_overwritten(tmp_path: Path, experiment: str):
+    if experiment == "fig2":
+        for seed in range(3):
+            write_trial(tmp_path, "fig2", f"enas-original-s{seed}", "enas", "original", seed, [0.3 + seed / 100] * 12)
+            write_trial(tmp_path, "fig2", f"enas-extended-s{seed}", "enas", "extended", seed, [0.4 + seed / 100] * 12)
+        write_trial(tmp_path, "fig2", "enas-original-copy", "enas", "original", 1, [0.9] * 12)
+    else:
+        _ablation_records(tmp_path, False)
+        write_trial(tmp_path, "fig5", "nasib-superkernel-b10ep-copy", "nasib", "superkernel", 1, [0.9] * 10,
+                    budget_label="10ep")
+    with pytest.raises(RecordError, match="two trials of seed 1 in one comparison cell") as err:
+        _rows(tmp_path)
+    assert "-copy" in str(err.value) and "-s1" in str(err.value)  # both folders named
 
 
 def test_unwritable_output_is_one_line(tmp_path: Path):
