@@ -56,9 +56,9 @@ data: $(INSTALL)
 demo: $(INSTALL)  ## a small real search of each method, its records and a plot, in a few CPU minutes
 	@$(PYTHON) -m nascore.fetch get $(DATA) $(if $(JPEG_PACK),--jpeg-pack $(JPEG_PACK),) || true
 	@d=$$($(PYTHON) -m nascore.fetch demo-root $(DATA)) && set -x && \
-	$(PYTHON) -m enas_ext search --space extended --preset smoke --device $(DEVICE) --data-dir $$d --threads $(THREADS) \
+	$(PYTHON) -m enas_ext search --space extended --scale smoke --device $(DEVICE) --data-dir $$d --threads $(THREADS) \
 	  --out $(RUNS)/demo/enas-extended-s0 && \
-	$(PYTHON) -m nasib search --space superkernel --preset smoke --budget 90s --device $(DEVICE) --threads $(THREADS) \
+	$(PYTHON) -m nasib search --space superkernel --scale smoke --budget 90s --device $(DEVICE) --threads $(THREADS) \
 	  --data-dir $$d --out $(RUNS)/demo/nasib-superkernel-b90s-s0 && \
 	$(PYTHON) -m analysis.curves $(RUNS)/demo --figure fig3 --out $(RUNS)/demo
 
@@ -101,7 +101,7 @@ planted: $(INSTALL)  ## planted-op check of every search -> $(RESULTS)/bench/pla
 	$(PYTHON) -m benchmarks.planted --seed $(SEED) $(if $(PLANTED),--planted $(PLANTED),) \
 	  --device $(DEVICE) --threads $(THREADS) --out $(RESULTS)/bench/planted.json
 
-# The GPU check (~10 min on one H100-class GPU): gpu tests, paper-preset speed goals, a ci-scale fig2 + fig5
+# The GPU check (~10 min on one H100-class GPU): gpu tests, paper-scale speed goals, a ci-scale fig2 + fig5
 # and their analysis, all under $(RESULTS)/ci-gpu. Stops at once without CUDA (CI_GPU_FAKE=1: a CPU dry run).
 # Settable: TORCH_PIN (the runner's CUDA build), NASIB_DATA, ENAS_EPOCH_S, NASIB_EPOCH_S, CHECKPOINT_SHARE.
 # A bare GPU machine without pip access: make ci-gpu INSTALL= PYTHON=python3 PYTHONPATH=. (see scripts/ci_gpu.sh)

@@ -1,10 +1,10 @@
 """`python -m benchmarks`: speed figures on this machine, written to results/bench/.
 
-    python -m benchmarks --device auto [--preset P] [--out results/bench] [--fidelity 30,60]
+    python -m benchmarks --device auto [--scale S] [--out results/bench] [--fidelity 30,60]
 
-The preset defaults to `paper` on a GPU and `smoke` on a CPU (a paper-size step on a
+The scale defaults to `paper` on a GPU and `smoke` on a CPU (a paper-size step on a
 2-core CPU takes minutes and measures nothing useful). Each run writes one JSON per
-benchmark, named with the device kind and preset, and prints a short summary.
+benchmark, named with the device kind and scale, and prints a short summary.
 """
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ def _save(out: Path, name: str, data: dict | list) -> Path:
     return path
 
 
-def _enas(device: str, preset: str) -> dict:
+def _enas(device: str, scale: str) -> dict:
     """ENAS search pieces for both spaces."""
     from benchmarks.enas_bench import run
 
-    return {space: run(device, preset, space=space) for space in ("original", "extended")}
+    return {space: run(device, scale, space=space) for space in ("original", "extended")}
 
 
 def _print_enas(figs: dict) -> None:
@@ -69,22 +69,22 @@ def _rewards(out: Path) -> None:
 
 
 def _checkpoints(out: Path) -> None:
-    """Checkpoint size and save time at the smoke and paper presets (device-independent state)."""
+    """Checkpoint size and save time at the smoke and paper scales (device-independent state)."""
     from benchmarks.checkpoint_bench import run
 
-    for preset in ("smoke", "paper"):
-        figs = run(preset)
+    for scale in ("smoke", "paper"):
+        figs = run(scale)
         for name, f in figs["searchers"].items():
-            click.echo(f"  checkpoint {preset:5s} {name:17s}: {f['checkpoint_mb']:.1f} MB, "
+            click.echo(f"  checkpoint {scale:5s} {name:17s}: {f['checkpoint_mb']:.1f} MB, "
                        f"saved in {f['save_s']:.3f} s; the loop waits {f['loop_s']:.3f} s, written in "
                        f"{f['write_s']:.3f} s")
-        click.echo(f"  wrote {_save(out, f'checkpoint-{preset}', figs)}")
+        click.echo(f"  wrote {_save(out, f'checkpoint-{scale}', figs)}")
 
 
 @click.command(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-bench")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--scale", "--preset", "preset", type=click.Choice(SCALES), default=None,
+@click.option("--scale", "--preset", "scale", type=click.Choice(SCALES), default=None,
               help="Default: paper on CUDA, smoke on CPU.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/bench"), show_default=True)
 @click.option("--fidelity", default=None, help="Comma-separated budgets in seconds for the budget-fidelity "
@@ -94,25 +94,25 @@ def _checkpoints(out: Path) -> None:
               help="Run only these benchmarks (repeatable).")
 @threads_option
 @reports_errors
-def main(device: str, preset: str | None, out: Path, fidelity: str | None, only: tuple[str, ...]) -> None:
+def main(device: str, scale: str | None, out: Path, fidelity: str | None, only: tuple[str, ...]) -> None:
     """Measure search speed and budget fidelity on this machine."""
     dev = resolve_device(device)  # an unavailable device: one line, before anything runs
     default = "120,300,600" if dev.type == "cuda" else "30,60"
     # Read every budget now, not after minutes of other benchmarks.
     budgets = [] if fidelity == "none" else [Budget.parse(b).wall_seconds() for b in (fidelity or default).split(",")]
-    preset = preset or ("paper" if dev.type == "cuda" else "smoke")
-    tag = f"{dev.type}-{preset}"
+    scale = scale or ("paper" if dev.type == "cuda" else "smoke")
+    tag = f"{dev.type}-{scale}"
     # planted (minutes) and rewards (the CPU lever study, whatever the device): only when asked
     todo = set(only) or {"enas", "nasib", "checkpoint", "fidelity"}
-    click.echo(f"benchmarks on {dev} at preset {preset} -> {out}")
+    click.echo(f"benchmarks on {dev} at scale {scale} -> {out}")
     if "enas" in todo:
-        figs = _enas(str(dev), preset)
+        figs = _enas(str(dev), scale)
         _print_enas(figs)
         click.echo(f"  wrote {_save(out, f'enas-{tag}', figs)}")
     if "nasib" in todo:
         from benchmarks.nasib_bench import run
 
-        figs = run(str(dev), preset)
+        figs = run(str(dev), scale)
         _print_nasib(figs)
         click.echo(f"  wrote {_save(out, f'nasib-{tag}', figs)}")
     if "planted" in todo:
@@ -126,12 +126,12 @@ def main(device: str, preset: str | None, out: Path, fidelity: str | None, only:
     if "fidelity" in todo and fidelity != "none":
         from benchmarks.nasib_bench import budget_fidelity
 
-        fid_preset = "quick" if dev.type == "cuda" else "smoke"
-        rows = budget_fidelity(str(dev), budgets, preset=fid_preset)
+        fid_scale = "quick" if dev.type == "cuda" else "smoke"
+        rows = budget_fidelity(str(dev), budgets, scale=fid_scale)
         for r in rows:
             click.echo(f"  budget {r['budget_s']:.0f}s: used {r['used_ratio']:.1%} of it (wall {r['wall_ratio']:.1%}), "
                        f"{r['epochs']} epochs, status {r['status']}")
-        click.echo(f"  wrote {_save(out, f'budget-fidelity-{dev.type}-{fid_preset}', rows)}")
+        click.echo(f"  wrote {_save(out, f'budget-fidelity-{dev.type}-{fid_scale}', rows)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What checkpointing adds per epoch: the size and the save time of each search's full state.
 
-Builds each searcher at a preset on the CPU (the state's size does not depend on the
+Builds each searcher at a scale on the CPU (the state's size does not depend on the
 device), gives every weight its momentum buffer (as after an epoch in which every op was
 sampled: the largest the state gets), and times two things: `Trial.save_checkpoint` (serialise,
 write, fsync, rename: the whole write) and what `nascore.loop` pays per epoch since checkpoints
@@ -26,8 +26,8 @@ def _fill_momentum(opt: torch.optim.Optimizer) -> None:
             opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
 
 
-def _searchers(preset: str):
-    """(name, searcher) for ENAS original/extended and NASIB narrow/superkernel at `preset`."""
+def _searchers(scale: str):
+    """(name, searcher) for ENAS original/extended and NASIB narrow/superkernel at `scale`."""
     from enas_ext.presets import configure
     from enas_ext.search import EnasSearch
     from nasib.presets import preset as nasib_preset
@@ -37,11 +37,11 @@ def _searchers(preset: str):
     cpu = torch.device("cpu")
     splits = synthetic_splits(256, 256)
     for space in ("original", "extended"):
-        s = EnasSearch(configure(preset, space), splits, cpu, seed=0)
+        s = EnasSearch(configure(scale, space), splits, cpu, seed=0)
         _fill_momentum(s.opt)
         yield f"enas-{space}", s
     for space in ("narrow", "superkernel"):
-        s = NasibSearch(nasib_preset(preset, space), splits, cpu, seed=0)
+        s = NasibSearch(nasib_preset(scale, space), splits, cpu, seed=0)
         _fill_momentum(s.optimizer)
         yield f"nasib-{space}", s
 
@@ -63,11 +63,11 @@ def _foreground(trial: Trial, state: dict, repeat: int) -> tuple[float, float]:
     return _median(fore), _median(whole)
 
 
-def run(preset: str, repeat: int = 3) -> dict:
+def run(scale: str, repeat: int = 3) -> dict:
     """Checkpoint size (MB), median blocking save seconds and the loop's per-epoch cost per searcher."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="ckpt-bench-") as tmp:
-        for name, searcher in _searchers(preset):
+        for name, searcher in _searchers(scale):
             trial = Trial(Path(tmp) / name)
             trial.prepare()
             state = {"format": 1, "epoch": 0, "wall_s": 0.0, "searcher": searcher.state_dict(), "rng": rng_state()}
@@ -80,4 +80,4 @@ def run(preset: str, repeat: int = 3) -> dict:
             fore, whole = _foreground(trial, state, repeat)
             out[name] = {"checkpoint_mb": size / 2**20, "save_s": _median(times), "loop_s": fore, "write_s": whole}
             del searcher, state
-    return {"bench": "checkpoint", "preset": preset, "searchers": out}
+    return {"bench": "checkpoint", "scale": scale, "searchers": out}

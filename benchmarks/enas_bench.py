@@ -1,7 +1,7 @@
 """ENAS macro search speed: one whole measured epoch (child pass, controller updates, validation).
 
 Runs the search's own code paths (`enas_ext.search.EnasSearch`, speed settings from
-$NASIB_ENAS_SPEED, auto by default) on synthetic uint8 images of the preset's sizes, so no
+$NASIB_ENAS_SPEED, auto by default) on synthetic uint8 images of the scale's sizes, so no
 dataset is needed. A small search of the same shapes first warms up every kernel: a child pass,
 a controller update under the search's BN rule, and a validation pass in which every op runs at
 every resolution (cuDNN autotuning and the allocator are process-wide, so the measured search
@@ -55,9 +55,9 @@ def warm_up(search: EnasSearch) -> None:
         search.evaluate(archs=every_op_archs(search, batches, shift))
 
 
-def run(device: str, preset: str, space: str = "original", warm_steps: int | None = None) -> dict:
-    """Time one whole ENAS search epoch at `preset` on `device`, phase by phase; returns the figures."""
-    cfg = configure(preset, space)
+def run(device: str, scale: str, space: str = "original", warm_steps: int | None = None) -> dict:
+    """Time one whole ENAS search epoch at `scale` on `device`, phase by phase; returns the figures."""
+    cfg = configure(scale, space)
     dev = resolve_device(device)
     seed_everything(0, deterministic=False)
     on_gpu = dev.type == "cuda"
@@ -65,7 +65,7 @@ def run(device: str, preset: str, space: str = "original", warm_steps: int | Non
     n_valid = cfg.data.valid_size
     n_train = min(cfg.data.train_size or CIFAR_TRAIN, CIFAR_TRAIN - n_valid)
     gen = torch.Generator().manual_seed(0)
-    one_update = configure(preset, space, {"controller": {"train_steps": 1}})  # one update warms it up
+    one_update = configure(scale, space, {"controller": {"train_steps": 1}})  # one update warms it up
     warm_up(EnasSearch(one_update, Splits(_split(cfg.batch_size * warm_steps, gen), _split(n_valid, gen),
                                           _split(1, gen), MEAN, STD, "synthetic"), dev, seed=0))
     search = EnasSearch(cfg, Splits(_split(n_train, gen), _split(n_valid, gen), _split(1, gen), MEAN, STD,
@@ -76,7 +76,7 @@ def run(device: str, preset: str, space: str = "original", warm_steps: int | Non
     steps, updates = len(search.train_loader), cfg.controller.train_steps
     epoch_s = child_s + controller_s + eval_s
     return {
-        "bench": "enas_search", "preset": preset, "space": space, "device": str(dev),
+        "bench": "enas_search", "scale": scale, "space": space, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if on_gpu else "cpu", "torch": torch.__version__,
         "layers": cfg.layers, "channels": cfg.channels, "batch_size": cfg.batch_size, "bn_eval": cfg.bn_eval,
         "batched_rewards": search.routed() is not None, "flat_update": isinstance(search.opt, FlatSGD),

@@ -1,6 +1,6 @@
 """`python -m benchmarks.gate BENCH_DIR`: hold the benchmark figures against the speed goals.
 
-    python -m benchmarks.gate results/ci-gpu/bench --device cuda --preset paper --enas-extended-epoch-s 12
+    python -m benchmarks.gate results/ci-gpu/bench --device cuda --scale paper --enas-extended-epoch-s 12
 
 Reads the JSONs `python -m benchmarks` wrote (enas-, nasib-, checkpoint- and budget-fidelity-),
 prints one row per goal (measured, limit, pass/FAIL) plus rows that are only reported, writes
@@ -53,7 +53,7 @@ def _epoch(figs: dict) -> float | None:
 
 
 def _checkpoint_rows(folder: Path, nasib_s: float, share: float) -> list[dict]:
-    """The paper-preset superkernel checkpoint: what the loop waits (gated), the whole write (reported)."""
+    """The paper-scale superkernel checkpoint: what the loop waits (gated), the whole write (reported)."""
     figs = _figures(folder, "checkpoint-paper") or {}
     sk = figs.get("searchers", {}).get("nasib-superkernel", {}) if isinstance(figs, dict) else {}
     loop_s = sk.get("loop_s")
@@ -86,7 +86,7 @@ def format_rows(rows: list[dict]) -> str:
 @click.command(context_settings=CONTEXT)
 @click.argument("bench_dir", type=click.Path(path_type=Path))
 @click.option("--device", default="cuda", show_default=True, help="Device kind in the file names (cuda, cpu).")
-@click.option("--preset", default="paper", show_default=True, help="Preset in the file names.")
+@click.option("--scale", "--preset", "scale", default="paper", show_default=True, help="Scale in the file names.")
 @click.option("--enas-original-epoch-s", type=float, default=8.0, show_default=True,
               help="ENAS epoch limit, original (6-op) space.")
 @click.option("--enas-extended-epoch-s", type=float, default=10.0, show_default=True,
@@ -94,17 +94,17 @@ def format_rows(rows: list[dict]) -> str:
 @click.option("--enas-epoch-s", type=float, default=None, help="One ENAS epoch limit for both spaces (overrides both).")
 @click.option("--nasib-epoch-s", type=float, default=8.0, show_default=True, help="NASIB superkernel epoch limit.")
 @click.option("--checkpoint-share", type=float, default=0.03, show_default=True,
-              help="Largest share of the NASIB epoch limit the loop may wait for a paper-preset checkpoint.")
-def main(bench_dir: Path, device: str, preset: str, enas_original_epoch_s: float, enas_extended_epoch_s: float,
+              help="Largest share of the NASIB epoch limit the loop may wait for a paper-scale checkpoint.")
+def main(bench_dir: Path, device: str, scale: str, enas_original_epoch_s: float, enas_extended_epoch_s: float,
          enas_epoch_s: float | None, nasib_epoch_s: float, checkpoint_share: float) -> None:
     """Check the benchmark figures in BENCH_DIR against the goals; exit 1 when one is missed."""
     enas = {"original": enas_original_epoch_s, "extended": enas_extended_epoch_s}
     if enas_epoch_s is not None:
         enas = dict.fromkeys(enas, enas_epoch_s)
-    rows = (_epoch_rows(bench_dir, f"{device}-{preset}", enas, nasib_epoch_s)
+    rows = (_epoch_rows(bench_dir, f"{device}-{scale}", enas, nasib_epoch_s)
             + _checkpoint_rows(bench_dir, nasib_epoch_s, checkpoint_share) + _fidelity_rows(bench_dir, device))
     click.echo(format_rows(rows))
-    atomic_write_json(bench_dir / "gate.json", {"device": device, "preset": preset, "rows": rows})
+    atomic_write_json(bench_dir / "gate.json", {"device": device, "scale": scale, "rows": rows})
     failed = [r["goal"] for r in rows if r["status"] == "FAIL"]
     if failed:
         click.echo(f"Error: {len(failed)} goal(s) missed or unmeasured: {'; '.join(failed)}", err=True)

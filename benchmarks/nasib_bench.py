@@ -3,11 +3,11 @@
 `run` times the search's own steps (`nasib.search.NasibSearch.measure`: warm-up, then timed
 weight steps, alpha steps, evaluation batches and one checkpoint serialisation, each
 synced on both ends) for both spaces on synthetic uint8 images, and projects an epoch for
-the preset's split sizes exactly as a budgeted search plans its first epoch:
+the scale's split sizes exactly as a budgeted search plans its first epoch:
 train_batches * weight step + alpha steps * alpha step + eval batches * eval batch
 + the checkpoint's snapshot (its write overlaps the next epoch; only what outlasts the
 epoch's work counts: `nasib.search.projected_epoch`). It then runs one whole epoch of a search
-on splits of the preset's sizes, after the same warm-up, and reports it as `measured_epoch_s`
+on splits of the scale's sizes, after the same warm-up, and reports it as `measured_epoch_s`
 (weight and alpha steps, both validations; what the gate holds when present).
 
 `budget_fidelity` runs real budgeted searches on a synthetic CIFAR-10 stand-in and
@@ -35,9 +35,9 @@ from nasib.timing import CIFAR_TRAIN, batch_counts, synthetic_splits
 SPACES = ("narrow", "superkernel")
 
 
-def _space_timing(preset: str, space: str, dev: torch.device) -> dict:
+def _space_timing(scale: str, space: str, dev: torch.device) -> dict:
     """Step timings and the projected epoch of one space."""
-    cfg = get_preset(preset, space)
+    cfg = get_preset(scale, space)
     n_valid = cfg.data.valid_size
     n_train = min(cfg.data.train_size or CIFAR_TRAIN, CIFAR_TRAIN - n_valid)
     small = 2 * max(cfg.batch_size, cfg.eval_batch_size)  # batches are cycled; sizes only set the counts
@@ -57,7 +57,7 @@ def _space_timing(preset: str, space: str, dev: torch.device) -> dict:
 
 
 def _measured_epoch(cfg, dev: torch.device, n_train: int, n_valid: int) -> float:
-    """Seconds of one whole epoch (synced on both ends) of a fixed-epoch search on preset-size splits."""
+    """Seconds of one whole epoch (synced on both ends) of a fixed-epoch search on splits of the scale's sizes."""
     search = NasibSearch(apply_overrides(cfg, {"epochs": 1}), synthetic_splits(n_train, n_valid), dev, seed=0)
     search.measure()  # the warm-up and timed steps, state restored
     sync(dev)
@@ -67,20 +67,20 @@ def _measured_epoch(cfg, dev: torch.device, n_train: int, n_valid: int) -> float
     return time.perf_counter() - t0
 
 
-def run(device: str = "auto", preset: str = "quick") -> dict:
-    """Time the NASIB search steps of `preset` on `device` for both spaces."""
+def run(device: str = "auto", scale: str = "quick") -> dict:
+    """Time the NASIB search steps of `scale` on `device` for both spaces."""
     dev = resolve_device(device)
     seed_everything(0, deterministic=False)
-    spaces = {space: _space_timing(preset, space, dev) for space in SPACES}
-    return {"bench": "nasib_search", "preset": preset, "device": str(dev),
+    spaces = {space: _space_timing(scale, space, dev) for space in SPACES}
+    return {"bench": "nasib_search", "scale": scale, "device": str(dev),
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "torch": torch.__version__, "spaces": spaces}
 
 
-def budget_fidelity(device: str = "auto", budgets: list[float] | None = None, preset: str = "smoke",
+def budget_fidelity(device: str = "auto", budgets: list[float] | None = None, scale: str = "smoke",
                     space: str = "superkernel") -> list[dict]:
     """Run one budgeted search per budget (seconds) on synthetic data; report used / budget."""
-    base = get_preset(preset, space).data
+    base = get_preset(scale, space).data
     n_train = (base.train_size or CIFAR_TRAIN - base.valid_size) + base.valid_size
     rows = []
     with tempfile.TemporaryDirectory(prefix="nasib-fidelity-") as tmp:
@@ -89,7 +89,7 @@ def budget_fidelity(device: str = "auto", budgets: list[float] | None = None, pr
             spec = RunSpec(out=Path(tmp) / f"b{i}", seed=0, device=device,
                            data=DataConfig(data_dir=str(root)), force=True)
             t0 = time.perf_counter()
-            result = search_trial(spec, space, preset, {"budget": f"{budget}s"})
+            result = search_trial(spec, space, scale, {"budget": f"{budget}s"})
             wall = time.perf_counter() - t0
             epochs = Trial(spec.out).read_epochs()
             rows.append({"budget_s": budget, "used_s": result["budget_used_s"], "wall_s": wall,
@@ -99,5 +99,5 @@ def budget_fidelity(device: str = "auto", budgets: list[float] | None = None, pr
                          "measured_epoch_s": result.get("measured_epoch_s"),
                          "mean_epoch_s": sum(e["epoch_s"] for e in epochs) / max(len(epochs), 1),
                          "cut_short": any(e.get("cut_short") for e in epochs),
-                         "preset": preset, "space": space, "device": result.get("device")})
+                         "scale": scale, "space": space, "device": result.get("device")})
     return rows

@@ -49,7 +49,7 @@ GOAL_ENTROPY = 0.5  # and NASIB's final P2 entropy / ln K must be at most this
 # of 20 architectures: at 40 epochs (2,000 updates) the greedy architecture held the planted
 # op in 2 to 6 of 6 layers over 8 measured runs, at 80 in 5 or 6 (docs/planted.md).
 ENAS_EPOCHS = 80
-# The ENAS row's settings beyond ENAS's smoke preset (6 layers x 12 channels, batch 32), all
+# The ENAS row's settings beyond ENAS's smoke scale (6 layers x 12 channels, batch 32), all
 # EnasSearchConfig fields: the release's controller (50 updates of 20 architectures an epoch,
 # where smoke has 5 of 5) and the check's synthetic split sizes (docs/planted.md).
 ENAS_SETTINGS = {"controller": {"train_steps": 50, "num_aggregate": 20},
@@ -86,7 +86,7 @@ class Case:
     strategy: str  # nasib, random, darts or snas
     space: str  # narrow or superkernel
     epochs: int  # epochs of the synthetic task (each: TRAIN // 32 weight steps)
-    overrides: dict = field(default_factory=dict)  # NasibSearchConfig fields beyond the smoke preset
+    overrides: dict = field(default_factory=dict)  # NasibSearchConfig fields beyond the smoke scale
     train: int = 1000  # synthetic training images
     valid: int = 200  # synthetic held-out images
 

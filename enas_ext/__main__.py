@@ -5,8 +5,7 @@ from pathlib import Path
 
 import click
 
-from contract.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES, VERSION
-from contract.names import SCALES as PRESETS
+from contract.names import BN_RULES, DEFAULT_BN_RULE, ENAS_BRANCH_MODES, ENAS_OPTION_SETS, ENAS_SPACES, SCALES, VERSION
 from contract.options import CONTEXT
 from nascore.cli import (
     begin,
@@ -29,7 +28,7 @@ def cli() -> None:
 
 
 def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, test_size, **more) -> dict:
-    """Command-line values that replace the preset's (None: keep the preset's)."""
+    """Command-line values that replace the scale's (None: keep the scale's)."""
     over = {k: v for k, v in {"epochs": epochs, "layers": layers, "channels": channels,
                               "batch_size": batch_size, **more}.items() if v is not None}
     sizes = {k: v for k, v in {"train_size": train_size, "valid_size": valid_size,
@@ -42,9 +41,9 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
 @cli.command()
 @click.option("--space", type=click.Choice(ENAS_SPACES), default="original", show_default=True,
               help="Op space: the 6 ENAS ops or those plus 12 regular convolutions.")
-@click.option("--scale", "--preset", "preset", type=click.Choice(PRESETS), default="quick", show_default=True,
+@click.option("--scale", "--preset", "scale", type=click.Choice(SCALES), default="quick", show_default=True,
               help="smoke: seconds on a CPU; quick: minutes on one GPU; paper: the reference's 310 epochs.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the scale's epochs.")
 @click.option("--layers", type=click.IntRange(min=1), default=None, help="Override the searched layers.")
 @click.option("--channels", type=click.IntRange(min=2), default=None, help="Override the child width (even).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the child batch size.")
@@ -64,11 +63,11 @@ def _overrides(epochs, layers, channels, batch_size, train_size, valid_size, tes
                    "(as-released branch, running BN, no clipping; docs/enas-release.md).")
 @common_options
 @reports_errors
-def search(space, preset, epochs, layers, channels, batch_size, branch_mode, released_op, bn_eval, grad_clip,
+def search(space, scale, epochs, layers, channels, batch_size, branch_mode, released_op, bn_eval, grad_clip,
            options, out, seed, device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture; writes the trial folder OUT (records contract)."""
-    begin("nasibkit-enas search", {"strategy": "enas", "space": space, "scale": preset, "epochs": epochs,
-                                   "out": out}, device=device, scale=preset, data_dir=data_dir, download=download)
+    begin("nasibkit-enas search", {"strategy": "enas", "space": space, "scale": scale, "epochs": epochs,
+                                   "out": out}, device=device, scale=scale, data_dir=data_dir, download=download)
     from enas_ext.search import search_trial
     from nascore.loop import RunSpec
 
@@ -77,7 +76,7 @@ def search(space, preset, epochs, layers, channels, batch_size, branch_mode, rel
     over = _overrides(epochs, layers, channels, batch_size, train_size, valid_size, test_size,
                       branch_mode=branch_mode, released_op=released_op, bn_eval=bn_eval, grad_clip=grad_clip,
                       options=options)
-    result = search_trial(spec, space, preset, over)
+    result = search_trial(spec, space, scale, over)
     if result is None:
         return
     if result["status"] != "ok":

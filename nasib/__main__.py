@@ -4,8 +4,7 @@ from __future__ import annotations
 import click
 
 from contract.budget import Budget, BudgetError
-from contract.names import BN_RULES, DEFAULT_BN_RULE, METHOD_SPACES, SCALE_HELP, VERSION
-from contract.names import SCALES as _PRESETS
+from contract.names import BN_RULES, DEFAULT_BN_RULE, METHOD_SPACES, SCALE_HELP, SCALES, VERSION
 from contract.names import STRATEGIES as _STRATEGIES
 from contract.options import CONTEXT
 from nascore.cli import (
@@ -68,18 +67,18 @@ def _search_overrides(**options) -> dict:
 @click.option("--budget", default=None, callback=_budget_option,
               help="Wall-clock budget for the whole search: 90s, 45m, 2h, 1.5d.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Run exactly N epochs instead (no budget). Neither: the preset's default.")
-@click.option("--scale", "--preset", "preset", type=click.Choice(_PRESETS), default="quick", show_default=True,
+              help="Run exactly N epochs instead (no budget). Neither: the scale's default.")
+@click.option("--scale", "--preset", "scale", type=click.Choice(SCALES), default="quick", show_default=True,
               help=SCALE_HELP)
 @click.option("--prior", "priors", multiple=True, callback=_priors_option, metavar="OP=VALUE",
               help="Initial alpha of an op in every layer (repeatable), e.g. conv3x3=2.0.")
 @click.option("--lam", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="P2 temperature lambda (> 0). [preset: 0.1]")
+              help="P2 temperature lambda (> 0). [scale default: 0.1]")
 @click.option("--k", "k", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Exploration probability of the last epoch, in (0, 1). [preset: 0.1]")
-@click.option("--m", "m", type=click.IntRange(min=1), default=None, help="Superkernel side m. [preset: 9]")
+              help="Exploration probability of the last epoch, in (0, 1). [scale default: 0.1]")
+@click.option("--m", "m", type=click.IntRange(min=1), default=None, help="Superkernel side m. [scale default: 9]")
 @click.option("--K", "sep_above", type=click.IntRange(min=1), default=None,
-              help="Superkernel kernels with i*j > K are separable. [preset: 9]")
+              help="Superkernel kernels with i*j > K are separable. [scale default: 9]")
 @click.option("--layers", type=click.IntRange(min=4), default=None, help="Searched layers.")
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Stem width.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
@@ -99,14 +98,14 @@ def _search_overrides(**options) -> dict:
               help="Supernet weights: the paper's SGD 0.9, cosine from 0.01; or ENAS's child (Nesterov, 0.05).")
 @common_options
 @reports_errors
-def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, channels, batch_size,
+def search(space, budget, epochs, scale, priors, lam, k, m, sep_above, layers, channels, batch_size,
            strategy, alpha_optimizer, alpha_lr, alpha_momentum, alpha_steps, bn_eval, weights_recipe, out, seed,
            device, data_dir, download, deterministic, force, train_size, valid_size, test_size):
     """Search an architecture within a wall-clock budget (or for a fixed number of epochs)."""
     if budget is not None and epochs is not None:
         raise click.UsageError("give either --budget or --epochs, not both")
-    begin("nasibkit-nasib search", {"strategy": strategy or "nasib", "space": space, "scale": preset, "budget": budget,
-                                    "epochs": epochs, "out": out}, device=device, scale=preset,
+    begin("nasibkit-nasib search", {"strategy": strategy or "nasib", "space": space, "scale": scale, "budget": budget,
+                                    "epochs": epochs, "out": out}, device=device, scale=scale,
           data_dir=data_dir, download=download)
     from nascore.loop import RunSpec
     from nasib.presets import WEIGHT_RECIPES
@@ -120,10 +119,10 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
     if any(v is not None for v in sizes.values()):
         over["data"] = {key: val for key, val in sizes.items() if val is not None}
     if budget is None and epochs is None:
-        click.echo(f"no --budget or --epochs given: using the {preset} preset's default", err=True)
+        click.echo(f"no --budget or --epochs given: using the {scale} scale's default", err=True)
     data = data_config(DataConfig(), data_dir, download, None, None, None)
     spec = RunSpec(out=out, seed=seed, device=device, data=data, deterministic=deterministic, force=force)
-    result = search_trial(spec, space, preset, over)
+    result = search_trial(spec, space, scale, over)
     if result is not None and result["status"] == "ok":
         click.echo(f"ok: {result['epochs']} epochs, valid accuracy {result['final_valid_acc']:.4f} "
                    f"(best {result['best_valid_acc']:.4f}), {result['budget_used_s']:.1f}s used; "
@@ -137,7 +136,7 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
 @click.option("--budget", required=True, callback=_budget_option,
               help="Wall-clock budget: 90s, 45m, 2h, 1.5d.")
 @click.option("--space", type=click.Choice(_SPACES), default="superkernel", show_default=True)
-@click.option("--scale", "--preset", "preset", type=click.Choice(_PRESETS), default="quick", show_default=True,
+@click.option("--scale", "--preset", "scale", type=click.Choice(SCALES), default="quick", show_default=True,
               help=SCALE_HELP)
 @device_option()
 @click.option("--k", "k", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None)
@@ -153,14 +152,14 @@ def search(space, budget, epochs, preset, priors, lam, k, m, sep_above, layers, 
 @click.option("--json", "as_json", is_flag=True, help="Print the whole plan as JSON.")
 @late_threads_option
 @reports_errors
-def plan(budget, space, preset, device, k, m, sep_above, layers, channels, batch_size, strategy, train_size,
+def plan(budget, space, scale, device, k, m, sep_above, layers, channels, batch_size, strategy, train_size,
          valid_size, seed, as_json):
     """Measure an epoch on this machine and show the epochs, beta and p schedule a budget buys."""
     import json
 
     # The first line goes to stderr: with --json, stdout is the plan alone.
-    begin("nasibkit-nasib plan", {"strategy": strategy or "nasib", "space": space, "scale": preset, "budget": budget},
-          device=device, scale=preset, data=False)
+    begin("nasibkit-nasib plan", {"strategy": strategy or "nasib", "space": space, "scale": scale, "budget": budget},
+          device=device, scale=scale, data=False)
     from nasib.plan import plan as make_plan
 
     over = _search_overrides(k=k, m=m, K=sep_above, layers=layers, channels=channels, batch_size=batch_size,
@@ -169,13 +168,13 @@ def plan(budget, space, preset, device, k, m, sep_above, layers, channels, batch
     if sizes:
         over["data"] = sizes
     click.echo("timing the weight, alpha and evaluation steps on this machine ...", err=True)
-    result = make_plan(space, preset, budget, device, over, seed)
+    result = make_plan(space, scale, budget, device, over, seed)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
     t, sched = result["timing"], result["schedule"]
     shown = sched if len(sched) <= 10 else sched[:5] + [None] + sched[-3:]
-    click.echo(f"{result['space']} ({result['num_ops']} ops), preset {preset}, on {result['device']}: "
+    click.echo(f"{result['space']} ({result['num_ops']} ops), scale {scale}, on {result['device']}: "
                f"weight step {t['weight_s'] * 1e3:.1f} ms, alpha step {t['alpha_s'] * 1e3:.1f} ms, "
                f"eval batch {t['eval_s'] * 1e3:.1f} ms, checkpoint {t['checkpoint_s']:.2f} s")
     click.echo(f"epoch ({result['train_images']} train / {result['valid_images']} held-out images): "

@@ -16,9 +16,9 @@ from nascore.datafiles import DataConfig
 @click.command(context_settings=CONTEXT)
 @click.version_option(VERSION, prog_name="nasibkit-retrain")
 @click.argument("arch", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--scale", "--preset", "preset", type=click.Choice(SCALES), default="quick", show_default=True,
+@click.option("--scale", "--preset", "scale", type=click.Choice(SCALES), default="quick", show_default=True,
               help=SCALE_HELP)
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the scale's epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--channels", type=click.IntRange(min=1), default=None, help="Network width (default: arch.json's).")
 @click.option("--recipe", type=click.Choice(["auto", "paper", "enas"]), default="auto", show_default=True,
@@ -26,11 +26,11 @@ from nascore.datafiles import DataConfig
                    "auto (NASIB architectures: paper; ENAS: enas).")
 @common_options
 @reports_errors
-def cli(arch, preset, epochs, batch_size, channels, recipe, out, seed, device, data_dir, download, deterministic,
+def cli(arch, scale, epochs, batch_size, channels, recipe, out, seed, device, data_dir, download, deterministic,
             force, train_size, valid_size, test_size):
     """Retrain ARCH (an arch.json) from scratch; reports test accuracy and parameters."""
-    begin("nasibkit-retrain", {"arch": arch, "scale": preset, "recipe": recipe, "epochs": epochs, "out": out},
-          device=device, scale=preset, data_dir=data_dir, download=download)
+    begin("nasibkit-retrain", {"arch": arch, "scale": scale, "recipe": recipe, "epochs": epochs, "out": out},
+          device=device, scale=scale, data_dir=data_dir, download=download)
     from nascore.loop import RunSpec
     from retraining.train import retrain_trial
 
@@ -41,7 +41,7 @@ def cli(arch, preset, epochs, batch_size, channels, recipe, out, seed, device, d
         overrides["data"] = {k: v for k, v in {"train_size": train_size, "test_size": test_size,
                                                  "valid_size": valid_size}.items() if v is not None}
     spec = RunSpec(out=out, seed=seed, device=device, data=data, deterministic=deterministic, force=force)
-    result = retrain_trial(spec, arch, preset, overrides)
+    result = retrain_trial(spec, arch, scale, overrides)
     if result is not None:
         click.echo(f"{result['status']}: test accuracy {result.get('test_acc', float('nan')):.4f}, "
                    f"{result.get('params', 0):,} parameters -> {out}")

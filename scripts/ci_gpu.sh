@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check behind `make ci-gpu`: gpu tests, paper-preset speed goals, a ci-scale fig2 + fig5
+# The GPU check behind `make ci-gpu`: gpu tests, paper-scale speed goals, a ci-scale fig2 + fig5
 # and their analysis, in about 10 minutes on one H100-class GPU. Every step runs even when an
 # earlier one failed; the failures are listed at the end and the exit status is 1.
 #
@@ -38,10 +38,10 @@ if [ "${1:-}" = need-cuda ]; then need_cuda; exit 0; fi
 need_cuda
 
 if [ -n "$FAKE" ]; then  # CPU dry run: the same steps at smoke sizes
-    DEVICE=cpu PRESET=smoke SCALE=smoke SEEDS="--seeds 0" FIDELITY=${FIDELITY:-15} KIND=cpu
+    DEVICE=cpu BENCH_SCALE=smoke SCALE=smoke SEEDS="--seeds 0" FIDELITY=${FIDELITY:-15} KIND=cpu
     EPOCH_LIMIT=120  # a loaded 2-core CPU says nothing about the GPU goals; only the logic is checked
 else
-    DEVICE=cuda PRESET=paper SCALE=ci SEEDS="" FIDELITY=${FIDELITY:-30} KIND=cuda
+    DEVICE=cuda BENCH_SCALE=paper SCALE=ci SEEDS="" FIDELITY=${FIDELITY:-30} KIND=cuda
     EPOCH_LIMIT=""  # the gate's own goals
 fi
 mkdir -p "$OUT/logs"
@@ -132,17 +132,17 @@ analysis() {
 
 # The whole run is one function, so bash has read all of it before the first step starts.
 main() {
-    say "writing under $OUT (device $DEVICE, preset $PRESET, scale $SCALE${FAKE:+, CPU dry run})"
+    say "writing under $OUT (device $DEVICE, bench scale $BENCH_SCALE, scale $SCALE${FAKE:+, CPU dry run})"
     step env env_report
     if [ ${#FAILED[@]} -gt 0 ] && [ -z "$FAKE" ]; then
         say "stopping: without a CUDA-capable torch nothing else can run"; return 1
     fi
     step gpu-tests gpu_tests
-    step bench "$PYTHON" -m benchmarks --device "$DEVICE" --preset "$PRESET" --out "$OUT/bench" --fidelity "$FIDELITY"
+    step bench "$PYTHON" -m benchmarks --device "$DEVICE" --scale "$BENCH_SCALE" --out "$OUT/bench" --fidelity "$FIDELITY"
     LIMITS=()
     [ -n "${ENAS_EPOCH_S:-$EPOCH_LIMIT}" ] && LIMITS+=(--enas-epoch-s "${ENAS_EPOCH_S:-$EPOCH_LIMIT}")
     [ -n "${NASIB_EPOCH_S:-$EPOCH_LIMIT}" ] && LIMITS+=(--nasib-epoch-s "${NASIB_EPOCH_S:-$EPOCH_LIMIT}")
-    step gate "$PYTHON" -m benchmarks.gate "$OUT/bench" --device "$KIND" --preset "$PRESET" \
+    step gate "$PYTHON" -m benchmarks.gate "$OUT/bench" --device "$KIND" --scale "$BENCH_SCALE" \
         ${LIMITS[@]+"${LIMITS[@]}"} --checkpoint-share "${CHECKPOINT_SHARE:-0.03}"
     DATA=""
     say "start data"

@@ -52,12 +52,12 @@ def _epochs_missing(tmp: Path) -> list[str]:
 
 
 def _retrain(tmp: Path, **change) -> list[str]:
-    return [_arch(tmp, **change), "--preset", "smoke", "--out", str(tmp / "out"), "--device", "cpu"]
+    return [_arch(tmp, **change), "--scale", "smoke", "--out", str(tmp / "out"), "--device", "cpu"]
 
 
 # (name, command, args or a function of tmp_path giving them, exit status, text of the one line)
 CASES = [
-    ("budget too large to plan", nasib_cli, ["plan", "--space", "narrow", "--preset", "smoke",
+    ("budget too large to plan", nasib_cli, ["plan", "--space", "narrow", "--scale", "smoke",
                                              "--budget", "1000000000d"], 2, "more than the planner takes"),
     ("budget below zero", nasib_cli, ["plan", "--space", "narrow", "--budget", "-5m"], 2, "more than zero"),
     ("budget without a number", nasib_cli, ["plan", "--space", "narrow", "--budget", "fast"], 2,
@@ -203,6 +203,12 @@ def test_stand_alone_commands_take_dash_h(module):
     res = subprocess.run([sys.executable, "-m", module, "-h"], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[1])
     assert res.returncode == 0 and "Usage:" in res.stdout, res.stderr
+
+
+def test_preset_is_the_old_spelling_of_scale(tmp_path):
+    outs = [CliRunner().invoke(experiments_cli, ["run", "fig2", flag, "medium", "--dry-run", "--results",
+                                                 str(tmp_path)]) for flag in ("--scale", "--preset")]
+    assert [r.exit_code for r in outs] == [0, 0] and outs[0].output == outs[1].output and "medium" in outs[0].output
 
 
 def test_help_shows_values_not_code_names():

@@ -11,7 +11,7 @@ from benchmarks.rewards_bench import run as levers_run
 
 
 def test_bench_smoke_writes_figures(tmp_path):
-    res = CliRunner().invoke(main, ["--device", "cpu", "--preset", "smoke", "--out", str(tmp_path),
+    res = CliRunner().invoke(main, ["--device", "cpu", "--scale", "smoke", "--out", str(tmp_path),
                                     "--only", "enas", "--only", "nasib"])
     assert res.exit_code == 0, res.output
     enas = json.loads((tmp_path / "enas-cpu-smoke.json").read_text())["figures"]
@@ -51,7 +51,7 @@ def test_before_after_runs_each_setting_with_its_own_environment(monkeypatch):
 
     seen = []
 
-    def fake_run(device, preset, space):
+    def fake_run(device, scale, space):
         seen.append((os.environ.get("NASIB_ENAS_SPEED"), space))
         return {"measured_epoch_s": 4.0 if os.environ["NASIB_ENAS_SPEED"] else 2.0}
 

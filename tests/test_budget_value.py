@@ -93,7 +93,7 @@ def test_the_cli_parses_the_budget_once_and_the_value_flows_to_the_clock(monkeyp
     real = budget_module._seconds
     monkeypatch.setattr(budget_module, "_seconds", lambda text: parsed.append(text) or real(text))
     monkeypatch.setattr(search, "run_recipe", lambda spec, recipe: seen.update(recipe=recipe))
-    res = CliRunner().invoke(cli, ["search", "--space", "narrow", "--preset", "smoke", "--budget", "7m",
+    res = CliRunner().invoke(cli, ["search", "--space", "narrow", "--scale", "smoke", "--budget", "7m",
                                    "--out", str(tmp_path / "t"), "--device", "cpu"])
     assert res.exit_code == 0, res.output
     recipe = seen["recipe"]

@@ -222,7 +222,7 @@ def test_clip_is_per_tensor():
 def test_cli_as_released_records_its_mode(tmp_path, tiny_data):
     out = tmp_path / "enas-original-released-s0"
     result = CliRunner().invoke(cli, [
-        "search", "--space", "original", "--preset", "smoke", "--epochs", "1", "--layers", "3",
+        "search", "--space", "original", "--scale", "smoke", "--epochs", "1", "--layers", "3",
         "--channels", "4", "--branch-mode", "as-released", "--bn-eval", "running", "--out", str(out),
         "--device", "cpu", "--data-dir", str(tiny_data), "--train-size", "64", "--valid-size", "100"])
     assert result.exit_code == 0, result.output
@@ -312,7 +312,7 @@ def test_evaluate_applies_each_rule_and_restores_statistics(tiny_data):
 
 def test_bn_rules_probe_scores_the_same_architectures_under_every_rule(tmp_path, tiny_data):
     out = tmp_path / "t"
-    args = ["search", "--preset", "smoke", "--epochs", "1", "--layers", "3", "--channels", "4", "--out", str(out),
+    args = ["search", "--scale", "smoke", "--epochs", "1", "--layers", "3", "--channels", "4", "--out", str(out),
             "--device", "cpu", "--data-dir", str(tiny_data), "--train-size", "64", "--valid-size", "100"]
     assert CliRunner().invoke(cli, args).exit_code == 0
     before = (out / "checkpoint.pt").read_bytes()
@@ -356,7 +356,7 @@ def test_release_searcher_skips_the_clip_and_rewards_from_running_statistics(tin
 
 
 def test_cli_release_options_record_the_set_and_refuse_a_contradiction(tmp_path, tiny_data):
-    args = ["search", "--space", "original", "--preset", "smoke", "--epochs", "1", "--layers", "3",
+    args = ["search", "--space", "original", "--scale", "smoke", "--epochs", "1", "--layers", "3",
             "--channels", "4", "--device", "cpu", "--data-dir", str(tiny_data), "--train-size", "64",
             "--valid-size", "100", "--options", "release"]
     out = tmp_path / "enas-original-release-s0"

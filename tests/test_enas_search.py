@@ -142,7 +142,7 @@ def test_oom_carries_a_hint(tmp_path, tiny_data, monkeypatch):
 
 def test_cli_search_then_sample(tmp_path, tiny_data):
     out = tmp_path / "cli"
-    args = ["search", "--preset", "smoke", "--epochs", "1", "--layers", "3", "--channels", "4",
+    args = ["search", "--scale", "smoke", "--epochs", "1", "--layers", "3", "--channels", "4",
             "--batch-size", "32", "--train-size", "96", "--valid-size", "100", "--data-dir", str(tiny_data),
             "--device", "cpu", "--deterministic", "--out", str(out)]
     res = CliRunner().invoke(cli, args)

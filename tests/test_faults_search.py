@@ -26,7 +26,7 @@ def data(tmp_path_factory) -> Path:
 
 def enas_cmd(out: Path, data: Path) -> list[str]:
     """A deterministic 4-epoch ENAS smoke search."""
-    return [sys.executable, "-m", "enas_ext", "search", "--preset", "smoke", "--epochs", "4", "--deterministic",
+    return [sys.executable, "-m", "enas_ext", "search", "--scale", "smoke", "--epochs", "4", "--deterministic",
             "--device", "cpu", "--data-dir", str(data), "--valid-size", "100", "--out", str(out)]
 
 
@@ -53,7 +53,7 @@ def test_enas_killed_and_resumed_equals_uninterrupted(tmp_path, data):
 
 def test_nasib_budget_counts_time_across_a_kill(tmp_path, data):
     out, budget = tmp_path / "b", 25.0
-    cmd = [sys.executable, "-m", "nasib", "search", "--space", "narrow", "--preset", "smoke", "--budget",
+    cmd = [sys.executable, "-m", "nasib", "search", "--space", "narrow", "--scale", "smoke", "--budget",
            f"{budget:g}s", "--device", "cpu", "--data-dir", str(data), "--valid-size", "100", "--out", str(out)]
     kill_after_lines(cmd, out, 1)
     kept = Trial(out).load_checkpoint()["epoch"] + 1 if (out / "checkpoint.pt").exists() else 0

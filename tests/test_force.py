@@ -122,7 +122,7 @@ def test_an_out_that_is_empty_the_data_or_the_kit_is_refused(tiny_data, where):
 
 
 def test_cli_out_empty_is_one_line(tmp_path, tiny_data):
-    res = CliRunner().invoke(nasib_cli, ["search", "--space", "narrow", "--preset", "smoke", "--epochs", "1",
+    res = CliRunner().invoke(nasib_cli, ["search", "--space", "narrow", "--scale", "smoke", "--epochs", "1",
                                          "--device", "cpu", "--data-dir", str(tiny_data), "--out", ""])
     assert res.exit_code == 1 and "--out is empty" in res.output and "Traceback" not in res.output
 
@@ -191,7 +191,7 @@ def test_ctrl_c_during_start_up_exits_130_saying_what_was_kept(tmp_path, tiny_da
         raise KeyboardInterrupt
 
     monkeypatch.setattr(recipe, "load_splits", ctrl_c)
-    res = CliRunner().invoke(nasib_cli, ["search", "--space", "narrow", "--preset", "smoke", "--epochs", "1",
+    res = CliRunner().invoke(nasib_cli, ["search", "--space", "narrow", "--scale", "smoke", "--epochs", "1",
                                          "--device", "cpu", "--data-dir", str(tiny_data), "--out", str(out), *extra])
     assert res.exit_code == 130, res.output
     said = {"new": f"no checkpoint was written to {out}", "checkpointed": f"{out} keeps its last checkpoint",

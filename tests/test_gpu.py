@@ -78,7 +78,7 @@ def test_out_of_memory_is_one_line_with_what_to_lower(tmp_path, tiny_data):
     torch.cuda.empty_cache()
     torch.cuda.set_per_process_memory_fraction(0.002)  # ~0.3 GB of an 80-140 GB card: a real CUDA OOM
     try:
-        res = CliRunner().invoke(cli, ["search", "--preset", "smoke", "--channels", "512", "--batch-size", "256",
+        res = CliRunner().invoke(cli, ["search", "--scale", "smoke", "--channels", "512", "--batch-size", "256",
                                        "--device", "cuda", "--data-dir", str(tiny_data), "--valid-size", "100",
                                        "--out", str(tmp_path / "oom")])
     finally:
@@ -132,7 +132,7 @@ def test_enas_child_and_nasib_supernet_agree_between_cuda_and_cpu(exact):
 def test_a_budgeted_search_on_the_gpu_uses_95_to_100_percent_of_its_budget():
     from benchmarks.nasib_bench import budget_fidelity
 
-    (row,) = budget_fidelity("cuda", [45.0], preset="smoke")
+    (row,) = budget_fidelity("cuda", [45.0], scale="smoke")
     assert row["status"] == "ok" and row["epochs"] >= 2
     assert 0.95 <= row["used_ratio"] <= 1.0, row
     assert row["wall_ratio"] <= 1.0, row

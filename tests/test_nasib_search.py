@@ -181,7 +181,7 @@ def test_strategy_registry_names_valid():
 
 
 def _cli(tiny_data, tmp_path, *args):
-    base = ["search", "--preset", "smoke", "--device", "cpu", "--data-dir", str(tiny_data),
+    base = ["search", "--scale", "smoke", "--device", "cpu", "--data-dir", str(tiny_data),
             "--valid-size", "100", "--train-size", "160", "--out", str(tmp_path / "cli")]
     return CliRunner().invoke(cli, base + list(args))
 
@@ -225,7 +225,7 @@ def test_cli_budget_says_when_its_timing_run_starts_and_what_it_measured(tmp_pat
 
 
 def test_cli_plan_prints_epochs_beta_and_schedule():
-    args = ["plan", "--budget", "1h", "--space", "narrow", "--preset", "smoke", "--device", "cpu",
+    args = ["plan", "--budget", "1h", "--space", "narrow", "--scale", "smoke", "--device", "cpu",
             "--train-size", "160", "--valid-size", "100"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output

@@ -169,7 +169,7 @@ def _lines(path: Path) -> list[dict]:
 
 def paused_search(out: Path, data: Path, budget: float, at: float, pause: float) -> dict:
     """Run a budgeted smoke search, SIGSTOP it for `pause` s once `at` of the budget is used; return what was seen."""
-    cmd = [sys.executable, "-m", "nasib", "search", "--space", "narrow", "--preset", "smoke", "--budget",
+    cmd = [sys.executable, "-m", "nasib", "search", "--space", "narrow", "--scale", "smoke", "--budget",
            f"{budget:g}s", "--device", "cpu", "--data-dir", str(data), "--train-size", "128", "--valid-size", "64",
            "--layers", "4", "--channels", "4", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

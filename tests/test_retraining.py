@@ -24,7 +24,7 @@ def retrain(tmp_path, data, arch: dict, *extra: str):
     src.mkdir(parents=True)
     (src / "arch.json").write_text(json.dumps(arch))
     out = tmp_path / "retrain"
-    args = [str(src / "arch.json"), "--preset", "smoke", "--epochs", "2", "--device", "cpu",
+    args = [str(src / "arch.json"), "--scale", "smoke", "--epochs", "2", "--device", "cpu",
             "--data-dir", str(data), "--valid-size", "100", "--test-size", "100", "--out", str(out), *extra]
     return CliRunner().invoke(cli, args), out
 

@@ -110,7 +110,7 @@ def test_many_op_spaces_are_refused_in_one_line(strategy):
 
 
 def test_cli_refuses_superkernel_darts_in_one_line(tmp_path, tiny_data):
-    args = ["search", "--preset", "smoke", "--device", "cpu", "--data-dir", str(tiny_data), "--valid-size",
+    args = ["search", "--scale", "smoke", "--device", "cpu", "--data-dir", str(tiny_data), "--valid-size",
             "100", "--train-size", "160", "--out", str(tmp_path / "cli"), "--space", "superkernel",
             "--epochs", "1", "--strategy", "darts"]
     res = CliRunner().invoke(cli, args)

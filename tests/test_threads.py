@@ -37,7 +37,7 @@ def test_retrain_records_the_thread_count_it_ran_with(tmp_path, tiny_data):
     src.parent.mkdir()
     src.write_text(json.dumps(ARCH))
     out = tmp_path / "r"
-    args = [str(src), "--preset", "smoke", "--epochs", "1", "--device", "cpu", "--data-dir", str(tiny_data),
+    args = [str(src), "--scale", "smoke", "--epochs", "1", "--device", "cpu", "--data-dir", str(tiny_data),
             "--valid-size", "50", "--test-size", "50", "--out", str(out), "--threads", "2"]
     res = CliRunner().invoke(retrain_cli, args)
     assert res.exit_code == 0, res.output
