@@ -204,8 +204,10 @@ def _fidelity(sweep: list[Trial], flags: list[str]) -> Claim:
 
 
 def _truncated_gap(run: Trial, ref: Trial) -> float | None:
-    """The run's final accuracy minus the longest run's at the same epoch."""
+    """The run's final accuracy minus the longest run's at the same epoch; None unless the longest went on past it."""
     end = cm.last_epoch(run)
+    if cm.last_epoch(ref) <= end:  # not truncated there: two whole schedules, or the longest stopped sooner
+        return None
     own, cut = cm.at_epoch(run, end), cm.at_epoch(ref, end)
     return None if own is None or cut is None else own - cut
 
@@ -227,12 +229,16 @@ def _ablation(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
     longest = grid[max(grid)]
     values, parts = _paired_with_longest(grid, _truncated_gap)
     if not values:
-        return not_run(claim, "no smaller budget's last epoch is reached by the longest budget's run of its seed")
+        return not_run(claim, "no longest-budget run goes past the last epoch of a smaller run of its seed")
     changed = [c for runs in list(grid.values())[:-1] for seed, t in runs.items()
                if seed in longest and (c := _layers_changed(t, longest[seed])) is not None]
+    dropped = sum(_truncated_gap(t, longest[seed]) is None for runs in list(grid.values())[:-1]
+                  for seed, t in runs.items() if seed in longest)
     claim.detail = "per budget: " + ", ".join(parts)
+    if dropped:
+        claim.detail += f"; {dropped} pair(s) left out (the longest run did not go past the smaller run's end)"
     # argmax_ops only adds which layers differ; the accuracies already measure the derived architectures
     claim.detail += (f"; derived architectures differ in {100 * np.mean(changed):.0f}% of layers" if changed
-                     else "; which layers differ: not in these records (no per-epoch argmax_ops)")
+                     else "; which layers differ: not available for these pairs (no per-epoch argmax_ops)")
     floor = se_floor(accuracy_quantum([t for runs in grid.values() for t in runs.values()])) * 2 ** 0.5
     return judge(claim, stats.mean_interval(values, sd_floor=floor), n=f"{len(values)} seeds")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from contract.budget import Budget, BudgetError
 from contract.errors import RecordError
-from contract.format import READABLE, READABLE_TEXT, upgrade
+from contract.format import READABLE, READABLE_TEXT, moved_aside, upgrade
 from contract.names import EPOCHS, MANIFEST, STATUSES
 
 # Columns every per-epoch frame carries before the epochs.jsonl fields.
@@ -170,14 +170,14 @@ def read_epochs(path: Path) -> list[dict[str, Any]]:
 
 
 def find_trial_dirs(root: Path) -> list[Path]:
-    """Folders holding config.json at any depth, skipping names starting with '.' or '_' (scratch)."""
+    """Folders holding config.json at any depth, skipping scratch ('.' or '_' names) and trials --force moved aside."""
     root = Path(root)
     if not root.is_dir():
         raise NoTrialsError(f"results folder {root} does not exist")
     found = []
     for cfg in root.rglob("config.json"):
         rel = cfg.parent.relative_to(root).parts
-        if any(part.startswith((".", "_")) for part in rel):
+        if any(part.startswith((".", "_")) or moved_aside(part) for part in rel):
             continue
         found.append(cfg.parent)
     return sorted(found)

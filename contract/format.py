@@ -19,6 +19,14 @@ READABLE_TEXT = " or ".join(map(str, READABLE))  # how errors name them
 # What a trial must share with a request to be skipped as finished or resumed (nascore trial and loop).
 IDENTITY = ("family", "strategy", "space", "scale", "budget_s")
 CHECKPOINT_FORMAT = 1  # checkpoint.pt's own version: its contents did not change with the record format
+# --force moves a finished trial aside to <name>.old-<stamp>: kept for the user, never read as a trial again.
+MOVED_ASIDE = ".old-"
+MOVED_ASIDE_STAMP = "%Y%m%d-%H%M%S"
+
+
+def moved_aside(name: str) -> bool:
+    """Whether a folder name is a trial --force moved aside."""
+    return MOVED_ASIDE in name
 
 # The strategy a record may hold, and its family: ENAS's controller, or one of NASIB's strategies.
 STRATEGY_FAMILIES = {"enas": "enas", **dict.fromkeys(STRATEGIES, "nasib")}

@@ -124,7 +124,7 @@ def _base(name: str) -> dict:
             "controller": {"train_steps": 5, "num_aggregate": 5},
             "data": {"valid_size": 300, "train_size": 1500},
         })
-    raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    raise ValueError(f"unknown scale {name!r}; valid: {', '.join(PRESETS)}")
 
 
 def enas_space(space: SpaceLike) -> Space:

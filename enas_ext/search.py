@@ -285,7 +285,7 @@ def samples_record(controller: Controller, space: Space, n: int, generator: torc
             "samples": [{"ops": [ops_names[i] for i in ops], "skips": skips} for ops, skips in archs]}
 
 
-def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
+def search_trial(spec: RunSpec, space: SpaceLike, scale: str = "quick",
                  overrides: dict | None = None) -> dict | None:
     """Run (or resume) one ENAS search trial into spec.out; None when it is finished and not forced.
 
@@ -295,11 +295,11 @@ def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
     value = enas_space(space)
     over = dict(overrides or {})
     over["data"] = {**over.get("data", {}), **data_location(spec)}
-    cfg = configure(preset, value, over)
+    cfg = configure(scale, value, over)
     record = value.to_record()
     extra = {"branch_mode": cfg.branch_mode, **({"space_record": record} if len(record) > 1 else {})}
     return run_recipe(spec, Recipe(
-        family="enas", strategy="enas", space=cfg.space, scale=preset, config=dataclasses.asdict(cfg), data=cfg.data,
+        family="enas", strategy="enas", space=cfg.space, scale=scale, config=dataclasses.asdict(cfg), data=cfg.data,
         build=lambda splits, device: EnasSearch(cfg, splits, device, spec.seed, space=value),
         batch_size=cfg.batch_size, layers=cfg.layers, extra=extra))
 

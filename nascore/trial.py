@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from contract.errors import RecordError
-from contract.format import IDENTITY
+from contract.format import IDENTITY, MOVED_ASIDE, MOVED_ASIDE_STAMP
 from contract.names import ALPHAS, ARCH, CHECKPOINT, CONFIG, EPOCHS, LOCK, RESULT, SAMPLES
 from nascore.lock import TrialLock
 from nascore.loop import RunSpec
@@ -25,7 +25,6 @@ from nascore.records import Trial, provenance, read_json
 
 KIT_ROOT = Path(__file__).resolve().parents[1]  # the kit's checkout (or installed tree): never a trial
 RECORDS = (CONFIG, EPOCHS, RESULT, CHECKPOINT, ARCH, ALPHAS, SAMPLES, LOCK)  # what a trial folder holds
-STAMP = "%Y%m%d-%H%M%S"  # the time stamp of a folder moved aside: <name>.old-<stamp>
 
 
 def _is_kit_file(name: str) -> bool:
@@ -90,7 +89,7 @@ def check_finished(trial: Trial, request: dict) -> None:
 
 def check_movable(trial: Trial) -> None:
     """Refuse early when `<name>.old-<stamp>` would be too long a name for the file system."""
-    dest = f"{trial.path.name}.old-{dt.datetime.now().strftime(STAMP)}"
+    dest = f"{trial.path.name}{MOVED_ASIDE}{dt.datetime.now().strftime(MOVED_ASIDE_STAMP)}"
     try:
         limit = os.pathconf(trial.path.parent, "PC_NAME_MAX")
     except (OSError, ValueError):

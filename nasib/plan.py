@@ -16,7 +16,7 @@ from nasib.search import NasibSearch
 from nasib.timing import CIFAR_TRAIN, batch_counts, synthetic_splits
 
 
-def plan(space: SpaceLike, preset: str = "quick", budget: Budget | str = "2h", device: str = "auto",
+def plan(space: SpaceLike, scale: str = "quick", budget: Budget | str = "2h", device: str = "auto",
          overrides: dict | None = None, seed: int = 0) -> dict:
     """Measure an epoch of the configured search on this machine and return what `budget` buys.
 
@@ -26,7 +26,7 @@ def plan(space: SpaceLike, preset: str = "quick", budget: Budget | str = "2h", d
     when not one epoch fits.
     """
     t_start = time.monotonic()
-    cfg, value = configure(preset, space, {**(overrides or {}), "budget": budget})
+    cfg, value = configure(scale, space, {**(overrides or {}), "budget": budget})
     clock = BudgetClock(cfg.budget, cfg.k, used_s=time.monotonic() - t_start)
     dev = resolve_device(device)
     seed_everything(seed, False)
@@ -38,6 +38,6 @@ def plan(space: SpaceLike, preset: str = "quick", budget: Budget | str = "2h", d
         clock.start(searcher.measure_epoch(batch_counts(n_train, n_valid, cfg), say=False))
     except torch.cuda.OutOfMemoryError as e:  # typed, as the trial recipe raises it
         raise OutOfMemory(oom_hint(cfg.batch_size, cfg.layers)) from e
-    return {**clock.summary(), "space": cfg.space, "scale": preset, "device": str(dev),
+    return {**clock.summary(), "space": cfg.space, "scale": scale, "device": str(dev),
             "budget_label": cfg.budget.text, "num_ops": len(searcher.op_names), "train_images": n_train,
             "valid_images": n_valid, "timing": clock.timing}

@@ -165,7 +165,7 @@ def preset(name: str, space: SpaceLike = "superkernel") -> NasibSearchConfig:
     if name == "paper":
         # Table 1: 1.5 GPU-days of search on one V100.
         return NasibSearchConfig(**fields, budget=Budget.parse("36h"))
-    raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    raise ValueError(f"unknown scale {name!r}; valid: {', '.join(PRESETS)}")
 
 
 def configure(name: str, space: SpaceLike, overrides: dict | None = None) -> tuple[NasibSearchConfig, Space]:

@@ -322,7 +322,7 @@ class NasibSearch:
 
 
 
-def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
+def search_trial(spec: RunSpec, space: SpaceLike, scale: str = "quick",
                  overrides: dict | None = None) -> dict | None:
     """Run (or resume) one search trial; None when it is finished and spec.force is off.
 
@@ -330,12 +330,12 @@ def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
     K, and its whole record (`space_record`) only when those would not rebuild it (a planted space).
     `overrides` are NasibSearchConfig fields (budget, epochs, priors, a partial `data`, ...;
     unknown keys fail). Where the data lives comes from spec.data; which subsets, from the
-    preset (and overrides), as for retraining.
+    scale (and overrides), as for retraining.
     """
     t_start = time.monotonic()  # the budget counts from here
     over = dict(overrides or {})
     over["data"] = {**(over.get("data") or {}), **data_location(spec)}
-    cfg, value = configure(preset, space, over)
+    cfg, value = configure(scale, space, over)
     budget = BudgetClock(cfg.budget, cfg.k, cfg.epochs, used_s=time.monotonic() - t_start)
 
     def build(splits: Splits, device: torch.device) -> NasibSearch:
@@ -343,6 +343,6 @@ def search_trial(spec: RunSpec, space: SpaceLike, preset: str = "quick",
 
     extra = {} if value == cfg.named_space() else {"space_record": value.to_record()}
     return run_recipe(spec, Recipe(
-        family="nasib", strategy=get_strategy(cfg.strategy).name, space=cfg.space, scale=preset, config=asdict(cfg),
+        family="nasib", strategy=get_strategy(cfg.strategy).name, space=cfg.space, scale=scale, config=asdict(cfg),
         data=cfg.data, build=build, batch_size=cfg.batch_size, layers=cfg.layers, budget=cfg.budget,
         clock=budget, extra=extra))

@@ -98,7 +98,7 @@ def width_for(cfg: RetrainConfig, arch: dict) -> int | None:
 def preset(name: str) -> RetrainConfig:
     """A named retraining preset, failing with the valid names."""
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown scale {name!r}; valid: {', '.join(PRESETS)}")
     return PRESETS[name]
 
 
@@ -249,10 +249,10 @@ def evaluate(net: nn.Module, loader: DeviceLoader) -> float:
     return correct.item() / len(loader.split)
 
 
-def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
+def retrain_trial(spec: RunSpec, arch_path: Path, scale: str = "quick",
                   overrides: dict | None = None) -> dict | None:
     """Retrain `arch_path` into the trial folder `spec.out`; None when already finished."""
-    base = dataclasses.asdict(preset(preset_name))
+    base = dataclasses.asdict(preset(scale))
     base["data"].update(data_location(spec))
     cfg = from_dict(RetrainConfig, deep_merge(base, overrides), "retrain overrides")
     arch = load_arch(arch_path)
@@ -261,7 +261,7 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
     width = {"channels_used": channels if channels is not None else arch.get("channels"),
              "arch_channels": arch.get("channels")}  # recorded: a preset's width never replaces it unseen
     if channels is not None and arch.get("channels") not in (None, channels):
-        print(f"note: {arch_path} asks for {arch['channels']} channels; preset {preset_name!r} trains "
+        print(f"note: {arch_path} asks for {arch['channels']} channels; scale {scale!r} trains "
               f"{channels} (recorded in config.json as channels_used)", file=sys.stderr)
     src = Path(arch_path).resolve().parent
     source = {"source_trial": f"{src.parent.name}/{src.name}", "source_strategy": arch.get("strategy"),
@@ -275,6 +275,6 @@ def retrain_trial(spec: RunSpec, arch_path: Path, preset_name: str = "quick",
         return Retrain(net, cfg, train, splits.test, splits.mean, splits.std, device, source)
 
     return run_recipe(spec, Recipe(
-        family="retrain", strategy=None, space=arch.get("space"), scale=preset_name, config=dataclasses.asdict(cfg),
+        family="retrain", strategy=None, space=arch.get("space"), scale=scale, config=dataclasses.asdict(cfg),
         data=cfg.data, build=build, batch_size=cfg.batch_size, layers=arch.get("layers") or len(arch["ops"]),
         extra={"source_arch": str(arch_path), "arch": arch, **width}))

@@ -195,8 +195,8 @@ def test_dash_h_is_help(command, args):
 
 
 @pytest.mark.parametrize("module", ["analysis.claims", "analysis.curves", "analysis.kernel_freq", "analysis.table1",
-                                    "analysis.inventory", "nascore.synthetic", "benchmarks.planted", "benchmarks.gate",
-                                    "benchmarks.levers_gpu"])
+                                    "analysis.inventory", "nascore.synthetic", "benchmarks", "benchmarks.planted",
+                                    "benchmarks.gate", "benchmarks.levers_gpu"])
 def test_stand_alone_commands_take_dash_h(module):
     # a fresh process, as a user runs it: in-process, click keeps the help option of a command's first
     # context, so a run through a group (which takes -h) would hide a stand-alone command that does not

@@ -196,15 +196,15 @@ def test_ablation_pairs_the_truncated_longest_run_and_argmax_ops_only_add_layers
         _ablation_records(tmp_path / str(with_ops), with_ops)
     plain = _rows(tmp_path / "False")["fig5.budget_aware_ablation"]
     assert plain.effect == pytest.approx(5.0) and plain.verdict == "reproduced"
-    assert "no per-epoch argmax_ops" in plain.detail
+    assert "no per-epoch argmax_ops" in plain.detail and "left out" not in plain.detail
     row = _rows(tmp_path / "True")["fig5.budget_aware_ablation"]
     assert row.effect == pytest.approx(5.0) and "differ in 17% of layers" in row.detail
 
 
-def test_ablation_is_not_run_when_the_longest_run_stops_before_the_smaller_ends(tmp_path: Path):
-    _ablation_records(tmp_path, True, longest_ran=8)  # the 20ep runs never reach epoch 9
+def test_ablation_is_not_run_when_the_longest_run_is_not_cut_short(tmp_path: Path):
+    _ablation_records(tmp_path, True, longest_ran=10)  # the 20ep runs stop where the 10ep runs do: not truncated
     row = _rows(tmp_path)["fig5.budget_aware_ablation"]
-    assert row.verdict == "not run" and "reached by the longest" in row.detail
+    assert row.verdict == "not run" and "goes past the last epoch" in row.detail
 
 
 @pytest.mark.parametrize("experiment", ["fig2", "fig5"])
@@ -221,6 +221,16 @@ def test_two_trials_of_one_seed_in_a_cell_are_named_not_overwritten(tmp_path: Pa
     with pytest.raises(RecordError, match="two trials of seed 1 in one comparison cell") as err:
         _rows(tmp_path)
     assert "-copy" in str(err.value) and "-s1" in str(err.value)  # both folders named
+
+
+def test_trials_moved_aside_by_force_are_not_read(tmp_path: Path):
+    for seed in range(3):
+        write_trial(tmp_path, "fig2", f"enas-original-s{seed}", "enas", "original", seed, [0.3 + seed / 100] * 12)
+        write_trial(tmp_path, "fig2", f"enas-extended-s{seed}", "enas", "extended", seed, [0.4 + seed / 100] * 12)
+    write_trial(tmp_path, "fig2", "enas-original-s1.old-20261204-120000", "enas", "original", 1, [0.9] * 12)
+    assert sorted(t.trial_id for t in load_trials(tmp_path).ok if t.space == "original") == [
+        f"enas-original-s{seed}" for seed in range(3)]
+    assert _rows(tmp_path)["fig2.sign"].effect == pytest.approx(10.0)  # the moved-aside 90% is not counted
 
 
 def test_unwritable_output_is_one_line(tmp_path: Path):

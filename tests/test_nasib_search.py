@@ -176,7 +176,7 @@ def test_strategy_registry_names_valid():
     assert get_strategy("nasib").name == "nasib" and get_strategy("darts").name == "darts"
     with pytest.raises(ValueError, match="valid: nasib, random, darts, snas"):
         get_strategy("evolution")
-    with pytest.raises(ValueError, match="unknown preset 'huge'; valid: smoke, quick, paper"):
+    with pytest.raises(ValueError, match="unknown scale 'huge'; valid: smoke, quick, paper"):
         preset("huge")
 
 

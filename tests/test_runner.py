@@ -284,8 +284,8 @@ def test_a_missing_kernel_is_a_failure_not_a_gap(tmp_path):
 def test_run_context_reaches_the_methods(tmp_path, monkeypatch):
     calls = []
 
-    def search_trial(spec, space, preset="quick", overrides=None):
-        calls.append((spec, space, preset, overrides))
+    def search_trial(spec, space, scale="quick", overrides=None):
+        calls.append((spec, space, scale, overrides))
         return {"status": "ok", "epochs": 1}
 
     for name in ("enas_ext.search", "nasib.search"):
