@@ -1,5 +1,5 @@
 # One target per job. Every target creates .venv and installs the kit first if needed.
-# Variables: SCALE (smoke|quick|paper), SEEDS (e.g. 0,1,2), DEVICE (auto|cpu|cuda), RUNS, JOBS, RESULTS, DATA.
+# Variables: SCALE (smoke|medium|quick|paper), SEEDS (e.g. 0,1,2), DEVICE (auto|cpu|cuda), RUNS, JOBS, RESULTS, DATA.
 PY        ?= python3
 VENV      ?= .venv
 PYTHON    ?= $(VENV)/bin/python
