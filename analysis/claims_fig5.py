@@ -110,20 +110,25 @@ def fig5_claims(trials: TrialSet) -> list[Claim]:
             gated(_fidelity(sweep, flags), mech), gated(_ablation(grid, flags), lacks)]
 
 
-def _paired_with_longest(grid: dict[float, dict[int, Trial]], measure) -> tuple[list[float], list[str]]:
-    """measure(run, longest run of its seed) for every smaller budget; per-seed means and a note per budget."""
+def _paired_with_longest(grid: dict[float, dict[int, Trial]], measure) -> tuple[list[float], list[str], int]:
+    """measure(run, longest run of its seed) for every smaller budget: per-seed means, a note per budget, and
+    how many pairs the measure left out (None)."""
     longest = grid[max(grid)]
     per_seed: dict[int, list[float]] = {}
-    parts = []
+    parts, left_out = [], 0
     for runs in list(grid.values())[:-1]:
         diffs = []
         for seed, t in runs.items():
-            if seed in longest and (d := measure(t, longest[seed])) is not None:
-                per_seed.setdefault(seed, []).append(d)
-                diffs.append(d)
+            if seed not in longest:
+                continue
+            if (d := measure(t, longest[seed])) is None:
+                left_out += 1
+                continue
+            per_seed.setdefault(seed, []).append(d)
+            diffs.append(d)
         if diffs:
             parts.append(f"{_label(runs)}: {np.mean(diffs):+.1f} (n {len(diffs)})")
-    return [float(np.mean(v)) for v in per_seed.values()], parts
+    return [float(np.mean(v)) for v in per_seed.values()], parts, left_out
 
 
 def _slope_vs_control(run: Trial, ref: Trial) -> float | None:
@@ -135,7 +140,7 @@ def _slope(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
     claim = _row("slope", flags)
     if len(grid) < 2:
         return not_run(claim, "needs at least two budgets (the longest is the control)")
-    values, parts = _paired_with_longest(grid, _slope_vs_control)
+    values, parts, _ = _paired_with_longest(grid, _slope_vs_control)
     claim.detail = "per budget: " + ", ".join(parts) if parts else "no run with >= 6 epochs and a control"
     return judge(claim, stats.mean_interval(values), n=f"{len(values)} seeds")
 
@@ -227,13 +232,11 @@ def _ablation(grid: dict[float, dict[int, Trial]], flags: list[str]) -> Claim:
     if len(grid) < 2:
         return not_run(claim, "needs at least two budgets (the longest is truncated)")
     longest = grid[max(grid)]
-    values, parts = _paired_with_longest(grid, _truncated_gap)
+    values, parts, dropped = _paired_with_longest(grid, _truncated_gap)
     if not values:
         return not_run(claim, "no longest-budget run goes past the last epoch of a smaller run of its seed")
     changed = [c for runs in list(grid.values())[:-1] for seed, t in runs.items()
                if seed in longest and (c := _layers_changed(t, longest[seed])) is not None]
-    dropped = sum(_truncated_gap(t, longest[seed]) is None for runs in list(grid.values())[:-1]
-                  for seed, t in runs.items() if seed in longest)
     claim.detail = "per budget: " + ", ".join(parts)
     if dropped:
         claim.detail += f"; {dropped} pair(s) left out (the longest run did not go past the smaller run's end)"

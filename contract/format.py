@@ -9,6 +9,7 @@ format-1 trial stays readable, resumable and adoptable; nothing on disk is rewri
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from contract.names import STRATEGIES
@@ -27,6 +28,11 @@ MOVED_ASIDE_STAMP = "%Y%m%d-%H%M%S"
 def moved_aside(name: str) -> bool:
     """Whether a folder name is a trial --force moved aside."""
     return MOVED_ASIDE in name
+
+
+def aside_suffix() -> str:
+    """What --force appends to a folder it moves aside now: .old-<stamp>."""
+    return MOVED_ASIDE + dt.datetime.now().strftime(MOVED_ASIDE_STAMP)
 
 # The strategy a record may hold, and its family: ENAS's controller, or one of NASIB's strategies.
 STRATEGY_FAMILIES = {"enas": "enas", **dict.fromkeys(STRATEGIES, "nasib")}

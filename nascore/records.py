@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import torch
 
 from contract.errors import RecordError  # noqa: F401 (re-exported)
-from contract.format import FORMAT, MOVED_ASIDE, MOVED_ASIDE_STAMP, READABLE_TEXT, readable, upgrade
+from contract.format import FORMAT, READABLE_TEXT, aside_suffix, readable, upgrade
 from contract.names import (  # noqa: F401 (re-exported)
     CHECKPOINT,
     CONFIG,
@@ -248,9 +248,9 @@ class Trial:
 
     def archive(self) -> Path:
         """Move an existing folder aside (for --force) so nothing already written is lost."""
-        stamp = dt.datetime.now().strftime(MOVED_ASIDE_STAMP)
+        stamp = aside_suffix()
         for n in range(100):
-            suffix = f"{MOVED_ASIDE}{stamp}" + (f"-{n}" if n else "")
+            suffix = stamp + (f"-{n}" if n else "")
             # A folder name near the file system's limit (255 bytes) is cut, not refused.
             base = self.path.name.encode()[:255 - len(suffix)].decode(errors="ignore")
             dest = self.path.with_name(base + suffix)

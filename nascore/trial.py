@@ -8,7 +8,6 @@ trial aside only under its lock and after every other input was checked (nascore
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 
 from contract.errors import RecordError
-from contract.format import IDENTITY, MOVED_ASIDE, MOVED_ASIDE_STAMP
+from contract.format import IDENTITY, aside_suffix
 from contract.names import ALPHAS, ARCH, CHECKPOINT, CONFIG, EPOCHS, LOCK, RESULT, SAMPLES
 from nascore.lock import TrialLock
 from nascore.loop import RunSpec
@@ -89,7 +88,7 @@ def check_finished(trial: Trial, request: dict) -> None:
 
 def check_movable(trial: Trial) -> None:
     """Refuse early when `<name>.old-<stamp>` would be too long a name for the file system."""
-    dest = f"{trial.path.name}{MOVED_ASIDE}{dt.datetime.now().strftime(MOVED_ASIDE_STAMP)}"
+    dest = trial.path.name + aside_suffix()
     try:
         limit = os.pathconf(trial.path.parent, "PC_NAME_MAX")
     except (OSError, ValueError):

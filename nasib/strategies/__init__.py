@@ -49,6 +49,10 @@ class Strategy(ABC):
         self.layers = cfg.layers
         self.device = device
 
+    def names(self, indices: list[float] | list[int]) -> list[str]:
+        """Op names of per-layer op indices (from a host copy, so they may arrive as floats)."""
+        return [self.op_names[int(i)] for i in indices]
+
     @abstractmethod
     def weight_ops(self, p_explore: float, generator: torch.Generator,
                    then_alpha: bool = False) -> tuple[Ops, Tensor | None]:

@@ -97,7 +97,7 @@ class MixtureStrategy(Strategy):
         stats = torch.cat([torch.stack([alphas.abs().max(), self._alpha_loss / max(self._alpha_steps, 1)]),
                            alphas.argmax(dim=1).to(alphas.dtype)]).tolist()  # one host sync
         fields = {"alpha_absmax": stats[0], "alpha_lr": ALPHA_LR, "alpha_rule": self.alpha_rule,
-                  "argmax_ops": [self.op_names[int(i)] for i in stats[2:]]}  # derived now (ties: first op)
+                  "argmax_ops": self.names(stats[2:])}  # derived now (ties: first op)
         if self._alpha_steps:
             fields["alpha_loss"] = stats[1]
         self._reset_counters()

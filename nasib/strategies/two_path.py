@@ -138,7 +138,7 @@ class TwoPathStrategy(Strategy):
         fields = {"p1_fraction": stats[0], "alpha_absmax": stats[1],
                   "p2_entropy": sum(layers["entropy"]) / self.layers, "p2_entropy_layers": layers["entropy"],
                   "p2_max": sum(layers["max"]) / self.layers, "p2_max_layers": layers["max"],
-                  "argmax_changed": stats[3], "argmax_ops": [self.op_names[int(i)] for i in stats[4:]]}
+                  "argmax_changed": stats[3], "argmax_ops": self.names(stats[4:])}
         if self._alpha_steps:
             fields["alpha_loss"] = stats[2]
         self._reset_counters()
